@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def tiny_pixelcnn(**overrides):
+    """A few-thousand-parameter PixelCNN with randomised (non-trivial) weights."""
+    model = zoo.build("pixelcnn", "tiny", **overrides)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_binary():
+    return tiny_pixelcnn()
+
+
+@pytest.fixture
+def tiny_folder(tmp_path, tiny_binary):
+    folder = tmp_path / "tiny"
+    tiny_binary.save_pretrained(folder)
+    return folder

@@ -1,0 +1,220 @@
+"""The ``zoo`` command line: list, info, sample, complete, score, eval, train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import InvalidInputError, ZooError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="Pretrained autoregressive generative models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="list model names")
+    s.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'pixelcnn*'")
+    s.add_argument("--modality", choices=["image", "audio", "text"])
+    s.add_argument("--family")
+    s.add_argument("--pretrained", action="store_true", help="only names with published weights")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("info", help="show a model's registry entry and metrics")
+    s.add_argument("name")
+
+    def model_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("name", help="registry name, local-dir:PATH or hf-hub:ORG/REPO[@REV]")
+        s.add_argument("--device", default="cpu")
+        s.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+
+    def sampling_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--seed", type=int, default=None)
+        s.add_argument("--temperature", type=float, default=1.0)
+        s.add_argument("--condition", help="class/speaker name or id (conditional models)")
+        s.add_argument("-o", "--output", required=True, help="output file (.png for images)")
+
+    s = sub.add_parser("sample", help="draw samples and write an image grid")
+    model_args(s)
+    s.add_argument("-n", type=int, default=16, help="number of samples")
+    sampling_args(s)
+
+    s = sub.add_parser("complete", help="keep the top rows of an image and sample the rest")
+    model_args(s)
+    s.add_argument("--input", required=True, help="an image of the model's size")
+    s.add_argument("--rows", type=int, required=True, help="rows kept from the input")
+    s.add_argument("-n", type=int, default=1, help="completions per input")
+    s.add_argument("--binarize", action="store_true", help="threshold grey levels at 128 for binary models")
+    sampling_args(s)
+
+    s = sub.add_parser("score", help="exact log-likelihood of files (nats and bits/dim)")
+    model_args(s)
+    s.add_argument("--input", nargs="+", required=True, help="image files of the model's size")
+    s.add_argument("--binarize", action="store_true", help="threshold grey levels at 128 for binary models")
+    s.add_argument("--condition")
+
+    s = sub.add_parser("eval", help="exact NLL of a dataset split (the numbers in model cards)")
+    model_args(s)
+    s.add_argument("--dataset", help="dataset name (default: the entry's)")
+    s.add_argument("--data", help="data root folder (default: $ZOO_DATA or ../shared/data)")
+    s.add_argument("--split", default="test")
+    s.add_argument("--limit", type=int, help="first N examples only")
+    s.add_argument("--batch-size", type=int, default=250)
+    s.add_argument("-o", "--output", help="also write the JSON result here")
+
+    s = sub.add_parser("train", help="run a checkpoint's training recipe")
+    s.add_argument("name", nargs="?", help="registry name whose hub_configs/<name>/recipe.json to run")
+    s.add_argument("--recipe", help="a recipe.json file instead of a registry name")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--output", required=True, help="run folder: state.pt, metrics.jsonl, best/, last/")
+    s.add_argument("--data", help="data root folder")
+    s.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
+    return p
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .hub import load
+
+    return load(args.name, device=args.device, dtype=getattr(torch, args.dtype))
+
+
+def _generator(seed: int | None, device: str) -> torch.Generator | None:
+    return None if seed is None else torch.Generator(device=device).manual_seed(seed)
+
+
+def _condition(value: str | None) -> Any:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _read_images(paths: list[str], model: Any, binarize: bool) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    space = model.space
+    mode = {1: "L", 3: "RGB"}.get(space.channels)
+    images = []
+    for name in paths:
+        path = Path(name)
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise InvalidInputError(f"{path}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
+        try:
+            with Image.open(path) as im:
+                pixels = torch.from_numpy(np.array(im.convert(mode)))
+        except OSError as exc:
+            raise InvalidInputError(f"{path}: cannot read image ({exc})") from None
+        pixels = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
+        if tuple(pixels.shape[1:]) != (space.height, space.width):
+            raise InvalidInputError(f"{path} is {pixels.shape[2]}x{pixels.shape[1]}; this model takes {space.width}x{space.height} images")
+        images.append(space.from_uint8(pixels, binarize=binarize))
+    return torch.stack(images)
+
+
+def _write_grid(images: torch.Tensor, model: Any, output: str, nrow: int | None = None) -> None:
+    from torchvision.utils import save_image
+
+    pixels = model.space.to_uint8(images).float() / 255
+    save_image(pixels, output, nrow=nrow or max(1, math.isqrt(images.shape[0] - 1) + 1), padding=2, pad_value=0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ZooError as exc:
+        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import registry
+
+    if args.command == "list":
+        names = registry.list_models(args.pattern, modality=args.modality, family=args.family,
+                                     pretrained=True if args.pretrained else None)
+        if args.json:
+            print(json.dumps(names))
+        for name in [] if args.json else names:
+            info = registry.model_info(name)
+            metric = ", ".join(f"{k}={v}" for k, v in info["metrics"].items())
+            print(f"{name:32s} {info['family']:14s} {info['modality']:6s} {info['status']:12s} {metric}")
+        return 0
+    if args.command == "info":
+        print(json.dumps(registry.model_info(args.name), indent=2, default=str))
+        return 0
+    if args.command == "train":
+        return _train(args)
+    model = _load(args)
+    if args.command == "sample":
+        if args.n < 1:
+            raise InvalidInputError(f"-n must be >= 1, got {args.n}")
+        images = model.sample(args.n, condition=_condition(args.condition), temperature=args.temperature,
+                              generator=_generator(args.seed, args.device))
+        _write_grid(images, model, args.output)
+        print(f"wrote {args.n} samples to {args.output}")
+    elif args.command == "complete":
+        x = _read_images([args.input], model, args.binarize).repeat(args.n, 1, 1, 1)
+        images = model.complete(x, rows=args.rows, condition=_condition(args.condition), temperature=args.temperature,
+                                generator=_generator(args.seed, args.device))
+        _write_grid(torch.cat([x[:1].to(images), images]), model, args.output, nrow=args.n + 1)
+        print(f"wrote the input and {args.n} completion(s) of its first {args.rows} rows to {args.output}")
+    elif args.command == "score":
+        x = _read_images(args.input, model, args.binarize)
+        lp = model.log_prob(x, condition=_condition(args.condition))
+        dims = model.dims(x)
+        for path, value in zip(args.input, lp.tolist(), strict=True):
+            print(f"{path}\t{-value:.4f} nats\t{-value / dims / math.log(2):.5f} bits/dim")
+    elif args.command == "eval":
+        return _eval(args, model)
+    return 0
+
+
+def _eval(args: argparse.Namespace, model: Any) -> int:
+    from .data import load_dataset
+    from .train import evaluate
+
+    dataset = args.dataset or (model.entry.dataset if model.entry is not None else None)
+    if dataset is None:
+        raise InvalidInputError("this model has no registry entry naming its dataset; pass --dataset")
+    data = load_dataset(dataset, args.split, args.data)
+    result = {"model": args.name, "dataset": dataset, "split": args.split,
+              **evaluate(model, data, batch_size=args.batch_size, limit=args.limit)}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .registry import data_dir, resolve_entry
+    from .train import Recipe, train
+
+    if (args.name is None) == (args.recipe is None):
+        raise InvalidInputError("give either a registry NAME or --recipe FILE")
+    if args.recipe:
+        path = Path(args.recipe)
+    else:
+        entry = resolve_entry(args.name)
+        path = data_dir("hub_configs") / entry.name / "recipe.json"
+    if not path.is_file():
+        raise InvalidInputError(f"recipe {path} not found")
+    recipe = Recipe.load(path).with_overrides(args.overrides)
+    result = train(recipe, args.output, data_root=args.data, resume=args.resume)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -190,11 +191,17 @@ def _eval(args: argparse.Namespace, model: Any) -> int:
     data = load_dataset(dataset, args.split, args.data)
     result = {"model": args.name, "dataset": dataset, "split": args.split,
               **evaluate(model, data, batch_size=args.batch_size, limit=args.limit)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    if _is_rank0():
+        text = json.dumps(result, indent=2)
+        print(text)
+        if args.output:
+            Path(args.output).write_text(text + "\n")
     return 0
+
+
+def _is_rank0() -> bool:
+    """Under torchrun only rank 0 reports, so results are printed and written once."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -212,7 +219,8 @@ def _train(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"recipe {path} not found")
     recipe = Recipe.load(path).with_overrides(args.overrides)
     result = train(recipe, args.output, data_root=args.data, resume=args.resume)
-    print(json.dumps(result, indent=2))
+    if _is_rank0():
+        print(json.dumps(result, indent=2))
     return 0
 
 

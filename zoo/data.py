@@ -21,17 +21,16 @@ from .errors import DatasetError
 
 @dataclass(frozen=True)
 class NpzImages:
-    """An ``.npz`` with ``x_<split>`` arrays ``[N, H, W]`` or ``[N, H, W, C]`` of integer levels (labels optional)."""
+    """An ``.npz`` with ``x_<split>`` arrays ``[N, H, W]`` or ``[N, H, W, C]`` of integer levels (``y_<split>`` optional)."""
 
     filename: str
-    splits: tuple[str, ...]
-    labels: tuple[str, ...] | None = None
+    splits: tuple[str, ...] | None = None  # None: whatever x_<split> arrays the file has
 
     def load(self, root: Path, split: str) -> Dataset:
         path = root / self.filename
         if not path.is_file():
-            raise DatasetError(f"dataset file {path} not found; expected {self.filename} (keys x_<split> for {self.splits}) in the data root")
-        if split not in self.splits:
+            raise DatasetError(f"dataset file {path} not found; expected an .npz with arrays x_<split> (and optionally y_<split>)")
+        if self.splits is not None and split not in self.splits:
             raise DatasetError(f"{self.filename} has splits {list(self.splits)}, not {split!r}")
         with np.load(path) as archive:
             key = f"x_{split}"
@@ -44,10 +43,32 @@ class NpzImages:
         return TensorDataset(x, y) if y is not None else TensorDataset(x)
 
 
+def torchvision_images(name: str) -> Callable[[Path, str], Dataset]:
+    """torchvision's ``MNIST`` / ``CIFAR10`` classes on a user's root folder (no download), as uint8 tensors."""
+
+    def load(root: Path, split: str) -> Dataset:
+        import torchvision
+
+        if split not in ("train", "test"):
+            raise DatasetError(f"torchvision {name} has splits ['train', 'test'], not {split!r}")
+        try:
+            ds = getattr(torchvision.datasets, name)(str(root), train=split == "train", download=False)
+        except RuntimeError as exc:
+            raise DatasetError(f"torchvision {name} not found under {root} ({exc}); download it with "
+                               f"torchvision.datasets.{name}({str(root)!r}, download=True)") from None
+        x = torch.as_tensor(np.asarray(ds.data))
+        x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+        return TensorDataset(x.contiguous(), torch.as_tensor(np.asarray(ds.targets)).long())
+
+    return load
+
+
 DATASETS: dict[str, Callable[[Path, str], Dataset]] = {
     "binarized-mnist": NpzImages("binarized_mnist.npz", ("train", "valid", "test")).load,
-    "mnist": NpzImages("mnist.npz", ("train", "test"), labels=tuple("0123456789")).load,
+    "mnist": NpzImages("mnist.npz", ("train", "test")).load,
     "cifar10-subset": NpzImages("cifar10_lossless_subset.npz", ("train", "test")).load,
+    "torchvision-mnist": torchvision_images("MNIST"),
+    "torchvision-cifar10": torchvision_images("CIFAR10"),
 }
 
 
@@ -59,9 +80,12 @@ def default_data_root() -> Path:
 
 
 def load_dataset(name: str, split: str, root: str | os.PathLike[str] | None = None) -> Dataset:
-    """Examples of dataset ``name`` (a key of :data:`DATASETS`) for ``split``, from ``root``."""
+    """Examples of dataset ``name`` for ``split``: a key of :data:`DATASETS` read from ``root``, or ``npz:PATH``."""
+    if name.startswith("npz:"):
+        path = Path(name.removeprefix("npz:")).expanduser()
+        return NpzImages(path.name).load(path.parent, split)
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+        raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} or npz:PATH")
     root = Path(root) if root is not None else default_data_root()
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist; pass --data DIR or set ZOO_DATA")

@@ -13,13 +13,14 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch import nn
 from tqdm.auto import tqdm
 
 from .data import load_dataset
@@ -113,16 +114,45 @@ def collate(dataset: Any, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 @torch.no_grad()
 def evaluate(model: Any, dataset: Any, *, batch_size: int = 250, limit: int | None = None, progress: bool | None = None) -> dict[str, float]:
-    """Exact NLL over a dataset in fp32: nats per example and bits per dimension."""
+    """Exact NLL over a dataset in fp32: nats per example and bits per dimension.
+
+    Under ``torchrun`` each rank scores a contiguous shard and the sums are all-reduced, so every
+    rank returns the full-dataset numbers.
+    """
     model.eval()
+    rank, world = distributed_rank_and_size()
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    total_nats, total_dims = 0.0, 0
-    for start in tqdm(range(0, n, batch_size), desc="eval", disable=None if progress is None else not progress, leave=False):
-        x, y = collate(dataset, torch.arange(start, min(n, start + batch_size)))
-        nats, dims = model.training_loss((x, y))
-        total_nats += float(nats)
-        total_dims += dims
+    shard = torch.arange(n).tensor_split(world)[rank]
+    sums = torch.zeros(2, dtype=torch.float64)  # nats, dims
+    show = (None if progress is None else progress) if rank == 0 else False
+    for idx in tqdm(shard.split(batch_size), desc="eval", disable=None if show is None else not show, leave=False):
+        nats, dims = model.training_loss(collate(dataset, idx))
+        sums += torch.tensor([float(nats), dims], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(sums)
+    total_nats, total_dims = sums.tolist()
     return {"examples": n, "nll_nats": total_nats / n, "bits_per_dim": total_nats / total_dims / math.log(2)}
+
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    """``(rank, world_size)``, joining the process group that ``torchrun`` describes in the environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+class _Loss(nn.Module):
+    """Puts ``training_loss`` behind ``forward`` so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> tuple[torch.Tensor, int]:
+        return self.model.training_loss(batch)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -154,11 +184,19 @@ class _StopRequested:
 
 def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | None = None, resume: bool = False,
           progress: bool | None = None) -> dict[str, Any]:
-    """Run ``recipe``, writing ``state.pt``, ``metrics.jsonl`` and the best checkpoint folder ``best/`` in ``output``."""
+    """Run ``recipe``, writing ``state.pt``, ``metrics.jsonl`` and checkpoint folders ``best/`` and ``last/`` in ``output``.
+
+    Under ``torchrun`` every rank takes its slice of the same global batch and DistributedDataParallel
+    averages the gradients, so the run follows the single-process one; rank 0 alone writes files.
+    """
     from .hub import save_pretrained
 
+    rank, world = distributed_rank_and_size()
+    if recipe.batch_size % world:
+        raise ConfigError(f"batch_size {recipe.batch_size} must be divisible by the {world} processes")
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
     model = recipe.build_model()
     train_set = load_dataset(recipe.dataset, recipe.train_split, data_root)
@@ -175,40 +213,58 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
             ema.load_state_dict(state["ema"])
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["rng"])
-    (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
-
-    def forward_loss(batch: Any) -> tuple[torch.Tensor, int]:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if recipe.precision == "bf16" else nullcontext()
-        with autocast:
-            return model.training_loss(batch)
-
-    loss_fn = torch.compile(forward_loss) if recipe.compile else forward_loss
     n_train = len(train_set)
     if n_train < recipe.batch_size:
         raise ConfigError(f"batch_size {recipe.batch_size} exceeds the {n_train} training examples")
 
+    loss_module: nn.Module = _Loss(model)
+    if world > 1:
+        loss_module = nn.parallel.DistributedDataParallel(loss_module)
+
+    def forward_loss(batch: Any) -> tuple[torch.Tensor, int]:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if recipe.precision == "bf16" else nullcontext()
+        with autocast:
+            return loss_module(batch)
+
+    loss_fn = torch.compile(forward_loss) if recipe.compile else forward_loss
+
     def save_state() -> None:
-        _atomic_torch_save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "step": step, "best": best, "rng": torch.get_rng_state(),
-        }, state_path)
+        if rank == 0:
+            _atomic_torch_save({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "step": step, "best": best, "rng": torch.get_rng_state(),
+            }, state_path)
 
     def log(record: dict[str, Any]) -> None:
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if rank == 0:
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
 
+    def export(folder: str, scored: nn.Module, metrics: dict[str, Any]) -> None:
+        if rank == 0:
+            save_pretrained(scored, out / folder, recipe=asdict(recipe), metrics=metrics)
+
+    if rank == 0:
+        (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
     result: dict[str, Any] = {}
-    bar = tqdm(total=recipe.steps, initial=step, desc=recipe.name, disable=None if progress is None else not progress)
+    show = (None if progress is None else progress) if rank == 0 else False
+    bar = tqdm(total=recipe.steps, initial=step, desc=recipe.name, disable=None if show is None else not show)
     window: list[float] = []
     started = time.time()
     with _StopRequested() as stop:
-        while step < recipe.steps and not stop.requested:
+        while step < recipe.steps:
+            # Every rank must agree to stop at the same step, or the others would wait forever.
+            flag = torch.tensor([float(stop.requested)])
+            if world > 1:
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item():
+                break
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(recipe, step)
-            batch = collate(train_set, batch_indices(n_train, recipe.batch_size, recipe.seed, step))
-            nats, dims = loss_fn(batch)
+            idx = batch_indices(n_train, recipe.batch_size, recipe.seed, step)[rank::world]
+            nats, dims = loss_fn(collate(train_set, idx))
             loss = nats / dims
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -231,24 +287,19 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
                 scored = ema if ema is not None else model
                 metrics = evaluate(scored, valid_set, limit=recipe.eval_examples, progress=False)
                 log({"step": step, "valid": metrics})
-                bar.write(f"step {step}: valid {metrics['nll_nats']:.3f} nats, {metrics['bits_per_dim']:.4f} bits/dim")
+                if rank == 0:
+                    bar.write(f"step {step}: valid {metrics['nll_nats']:.3f} nats, {metrics['bits_per_dim']:.4f} bits/dim")
                 if metrics["nll_nats"] < best:
                     best = metrics["nll_nats"]
-                    save_pretrained(scored, out / "best", recipe=asdict(recipe), metrics={"valid": metrics, "step": step})
+                    export("best", scored, {"valid": metrics, "step": step})
                 result = {"step": step, "valid": metrics, "best_valid_nll_nats": best}
-            if step % recipe.save_every == 0 or step == recipe.steps or stop.requested:
+            if step % recipe.save_every == 0 or step == recipe.steps:
                 save_state()
-    bar.close()
-    if stop.requested:
         save_state()
+    bar.close()
     final = ema if ema is not None else model
     if valid_set is None:
-        save_pretrained(final, out / "best", recipe=asdict(recipe), metrics={"step": step})
-    save_pretrained(final, out / "last", recipe=asdict(recipe), metrics={"step": step})
+        export("best", final, {"step": step})
+    export("last", final, {"step": step})
     result.update({"step": step, "finished": step >= recipe.steps, "output": str(out)})
     return result
-
-
-def iter_batches(dataset: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    for start in range(0, len(dataset), batch_size):
-        yield collate(dataset, torch.arange(start, min(len(dataset), start + batch_size)))

@@ -112,6 +112,9 @@ class AutoregressiveModel(nn.Module):
     def sample(self, n: int, **kwargs: Any) -> Any:
         raise NotImplementedError
 
+    def example_batch(self, n: int) -> Any:
+        raise NotImplementedError
+
     def complete(self, partial: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
@@ -155,6 +158,10 @@ class ImageModel(AutoregressiveModel):
     # ---- contract
     def dims(self, x: Any = None) -> int:
         return self.space.dims
+
+    def example_batch(self, n: int) -> torch.Tensor:
+        """``n`` random valid images: a cheap input for smoke tests and publish-time validation."""
+        return torch.randint(0, self.space.levels, (n, *self.space.shape), dtype=torch.uint8)
 
     def training_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
         x, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)

@@ -77,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True, help="run folder: state.pt, metrics.jsonl, best/, last/")
     s.add_argument("--data", help="data root folder")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
+
+    s = sub.add_parser("publish", help="validate a checkpoint folder and upload it to the Hugging Face Hub")
+    s.add_argument("folder", help="a checkpoint folder (config.json, model.safetensors, README.md)")
+    s.add_argument("--repo-id", required=True)
+    s.add_argument("--revision", help="branch to commit to (default: main)")
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--token", help="Hub token (default: the logged-in one)")
+    s.add_argument("--message", help="commit message")
+    s.add_argument("--dry-run", action="store_true", help="validate and print the registry entry, upload nothing")
+
+    s = sub.add_parser("cache", help="list, verify or remove cached Hub checkpoints of registry entries")
+    s.add_argument("action", choices=["ls", "verify", "rm"])
+    s.add_argument("name", nargs="?", help="entry to remove (rm)")
+    s.add_argument("--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     return p
 
 
@@ -156,6 +170,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "train":
         return _train(args)
+    if args.command == "publish":
+        from .hf import publish
+
+        result = publish(args.folder, args.repo_id, revision=args.revision, private=args.private, token=args.token,
+                         commit_message=args.message, dry_run=args.dry_run)
+        print("dry run: nothing uploaded" if args.dry_run else f"uploaded {args.folder} to {args.repo_id} at commit {result['revision']}")
+        print("registry entry fields:")
+        print(json.dumps({k: v for k, v in result.items() if k != "folder"}, indent=2))
+        return 0
+    if args.command == "cache":
+        return _cache(args)
     model = _load(args)
     if args.command == "sample":
         if args.n < 1:
@@ -196,6 +221,30 @@ def _eval(args: argparse.Namespace, model: Any) -> int:
         print(text)
         if args.output:
             Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .hf import cached_entries, remove_cached
+
+    if args.action == "rm":
+        if not args.name:
+            raise InvalidInputError("zoo cache rm needs the NAME of a registry entry")
+        freed = remove_cached(args.name, args.cache_dir)
+        print(f"removed the cached revisions of {args.name} ({freed / 1e6:.1f} MB)" if freed else f"nothing cached for {args.name}")
+        return 0
+    rows = cached_entries(args.cache_dir)
+    bad = 0
+    for row in rows:
+        state = {True: "ok", False: "SHA256 MISMATCH", None: "unverified"}[row["verified"]]
+        bad += row["verified"] is False
+        if args.action == "ls" or row["verified"] is not None:
+            print(f"{row['name']:32s} {row['revision'][:12]} {row['size_bytes'] / 1e6:8.1f} MB  {state}  {row['path']}")
+    if not rows:
+        print("no registry entry is cached")
+    if bad:
+        print(f"{bad} cached file(s) do not match their registry sha256; remove them with `zoo cache rm NAME`", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import hf_hub_download, is_offline_mode
 from huggingface_hub.errors import (
     EntryNotFoundError,
     LocalEntryNotFoundError,
@@ -54,12 +54,122 @@ def load_hub_repo(spec: str, **options: Any) -> Any:
         raise CheckpointError(f"Hub repo {repo_id!r} has no config.json, so it is not a zoo checkpoint") from None
     try:
         _download(repo_id, "model.safetensors", revision, **options)
-    except CheckpointError:
-        from huggingface_hub import list_repo_files
+    except (CheckpointError, WeightsUnavailableError) as exc:
+        pickles = sorted(p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
+        if not pickles and not options.get("local_files_only") and not is_offline_mode():
+            from huggingface_hub import list_repo_files
 
-        files = list_repo_files(repo_id, revision=revision)
-        pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+            pickles = [f for f in list_repo_files(repo_id, revision=revision) if f.endswith(PICKLE_SUFFIXES)]
+        if isinstance(exc, WeightsUnavailableError) and not pickles:
+            raise
         hint = f"; it has only pickle weights {pickles}, which zoo never loads from a download" if pickles else ""
         raise CheckpointError(f"Hub repo {repo_id!r} has no model.safetensors{hint}") from None
+    return load_folder(folder)
+
+
+# --------------------------------------------------------------------------- publishing
+def publish(
+    model_or_dir: Any,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Upload a model (or a checkpoint folder) to the Hub as a zoo checkpoint repo.
+
+    The folder is written atomically, loaded back and scored on a small batch before anything is
+    uploaded. Returns the registry fields to record: ``hub_repo``, ``revision`` (the commit sha;
+    None for a dry run), ``filename``, ``sha256``, and ``folder``.
+    """
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    from .hub import WEIGHTS_NAME, load_folder, save_pretrained, sha256_file
+
+    with tempfile.TemporaryDirectory(prefix="zoo-publish-") as tmp:
+        if isinstance(model_or_dir, (str, Path)):
+            folder = Path(model_or_dir)
+            load_folder(folder)  # fails early with a CheckpointError naming what is wrong
+        else:
+            folder = save_pretrained(model_or_dir, Path(tmp) / "checkpoint")
+        validate_checkpoint(folder)
+        result = {"hub_repo": repo_id, "revision": None, "filename": WEIGHTS_NAME, "sha256": sha256_file(folder / WEIGHTS_NAME),
+                  "folder": str(folder)}
+        if dry_run:
+            return result
+        api = HfApi(endpoint=endpoint, token=token, library_name="zoo")
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
+                                   commit_message=commit_message or f"Upload zoo checkpoint {repo_id}",
+                                   allow_patterns=["config.json", "model.safetensors", "README.md", "recipe.json", "*.png"])
+        result["revision"] = commit.oid
+        return result
+
+
+def validate_checkpoint(folder: Path) -> None:
+    """Load ``folder`` back and score a small batch: a checkpoint that cannot score is never uploaded."""
+    import math
+
+    from .hub import load_folder
+
     model = load_folder(folder)
-    return model
+    card = folder / "README.md"
+    if not card.is_file() or "library_name: zoo" not in card.read_text():
+        raise CheckpointError(f"{card} is missing or lacks the model card front matter (library_name: zoo)")
+    scores = model.log_prob(model.example_batch(2))
+    if not all(math.isfinite(v) for v in scores.tolist()):
+        raise CheckpointError(f"the checkpoint in {folder} gives non-finite log-likelihoods {scores.tolist()}; not publishing it")
+
+
+# --------------------------------------------------------------------------- cache
+def cached_entries(cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every cached revision of a Hub repo that a registry entry names, with its weights' verification."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    from .hub import sha256_file
+    from .registry import REGISTRY
+
+    REGISTRY.ensure_loaded()
+    by_repo = {e.hub_repo: e for e in REGISTRY.entries.values() if e.hub_repo}
+    try:
+        scan = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return []
+    rows = []
+    for repo in scan.repos:
+        entry = by_repo.get(repo.repo_id)
+        if entry is None or repo.repo_type != "model":
+            continue
+        for rev in repo.revisions:
+            files = {f.file_name: f for f in rev.files}
+            weights = files.get(entry.filename)
+            actual = sha256_file(weights.file_path) if weights else None
+            rows.append({
+                "name": entry.name, "repo": repo.repo_id, "revision": rev.commit_hash, "size_bytes": rev.size_on_disk,
+                "path": str(rev.snapshot_path), "sha256": actual,
+                "verified": None if entry.sha256 is None or actual is None else actual == entry.sha256,
+            })
+    return rows
+
+
+def remove_cached(name: str, cache_dir: str | Path | None = None) -> int:
+    """Delete every cached revision of entry ``name``'s repo; returns the number of bytes freed."""
+    from huggingface_hub import scan_cache_dir
+
+    from .registry import resolve_entry
+
+    entry = resolve_entry(name)
+    hashes = [row["revision"] for row in cached_entries(cache_dir) if row["name"] == entry.name]
+    if not hashes:
+        return 0
+    strategy = scan_cache_dir(cache_dir).delete_revisions(*hashes)
+    strategy.execute()
+    return strategy.expected_freed_size

@@ -61,7 +61,8 @@ def read_checkpoint_config(path: Path) -> tuple[str, dict[str, Any]]:
     return raw["family"], raw["config"]
 
 
-def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str | None = None) -> None:
+def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str | None = None,
+                 remedy: str = "delete the file and fetch it again") -> None:
     """Load safetensors weights into ``model`` strictly, verifying the file's hash first when one is known."""
     if not path.is_file():
         raise CheckpointError(f"weights file {path} is missing")
@@ -69,8 +70,7 @@ def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str
         actual = sha256_file(path)
         if actual != sha256:
             raise CheckpointError(
-                f"sha256 mismatch for {path}: expected {sha256}, got {actual}; the file is corrupt or altered "
-                f"(delete it, or reload with force_download=True for a downloaded file)"
+                f"sha256 mismatch for {path}: expected {sha256}, got {actual}; the file is corrupt or altered ({remedy})"
             )
     try:
         from safetensors import safe_open
@@ -96,7 +96,7 @@ def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str
     model.load_state_dict(tensors)
 
 
-def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str | None = None) -> Any:
+def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str | None = None, remedy: str | None = None) -> Any:
     family, config = read_checkpoint_config(folder / CONFIG_NAME)
     if expected_family is not None and family != expected_family:
         raise CheckpointError(f"{folder / CONFIG_NAME} says family {family!r}, but the registry entry is {expected_family!r}")
@@ -106,7 +106,7 @@ def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str
         raise CheckpointError(f"{folder / CONFIG_NAME}: {exc} (a plugin may provide it)") from None
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} has a config that family {family!r} rejects: {exc}") from None
-    load_weights(model, folder / WEIGHTS_NAME, family=family, sha256=sha256)
+    load_weights(model, folder / WEIGHTS_NAME, family=family, sha256=sha256, **({"remedy": remedy} if remedy else {}))
     return model.eval()
 
 
@@ -147,7 +147,8 @@ def _load_entry(entry: Entry, *, pretrained: bool, **download: Any) -> Any:
     if not pretrained:
         model = build(entry.family, **entry.config)
     elif entry.bundled and entry.local_dir is not None and (entry.local_dir / entry.filename).is_file():
-        model = load_folder(entry.local_dir, sha256=entry.sha256, expected_family=entry.family)
+        model = load_folder(entry.local_dir, sha256=entry.sha256, expected_family=entry.family,
+                            remedy="the installed package is damaged: reinstall zoo")
     elif entry.status != "available" or entry.hub_repo is None:
         raise WeightsUnavailableError(
             f"no weights are published for {entry.name!r} yet ({entry.status}); train them with `zoo train {entry.name}` "
@@ -156,7 +157,8 @@ def _load_entry(entry: Entry, *, pretrained: bool, **download: Any) -> Any:
     else:
         from .hf import download_entry
 
-        model = load_folder(download_entry(entry, **download), sha256=entry.sha256, expected_family=entry.family)
+        model = load_folder(download_entry(entry, **download), sha256=entry.sha256, expected_family=entry.family,
+                            remedy=f"clear it with `zoo cache rm {entry.name}` or reload with force_download=True")
     model.entry = entry
     return model.eval()
 

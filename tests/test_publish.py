@@ -1,0 +1,77 @@
+"""Publishing: validation before upload, dry runs, and the real huggingface_hub upload client.
+
+The upload runs huggingface_hub's own create_repo + upload_folder (preupload, LFS batch, PUT,
+NDJSON commit) against an HTTP-level stand-in of the Hub's upload API on 127.0.0.1
+(tests/hub_standin.py). It proves our call sequence and the bytes that reach the server; it does
+not prove the real Hub's authentication, Xet storage or server-side validation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import torch
+from safetensors.torch import load, load_file, save_file
+
+import zoo
+from zoo.cli import main
+from zoo.hf import publish
+from zoo.hub import sha256_file
+
+from .hub_standin import HubUploadStandIn
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    # The stand-in speaks the LFS protocol, not Xet: keep the client on its LFS path.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    with HubUploadStandIn(namespace="me") as server:
+        yield server
+
+
+def test_dry_run_validates_and_returns_the_registry_fields(tiny_binary, tiny_folder):
+    result = publish(tiny_folder, "me/tiny", dry_run=True)
+    assert result["revision"] is None and result["hub_repo"] == "me/tiny" and result["filename"] == "model.safetensors"
+    assert result["sha256"] == sha256_file(tiny_folder / "model.safetensors")
+    from_model = publish(tiny_binary, "me/tiny", dry_run=True)  # written to a temporary folder, then validated
+    assert len(from_model["sha256"]) == 64 and not Path(from_model["folder"]).exists()
+
+
+def test_broken_folders_are_never_uploaded(tiny_folder, hub):
+    (tiny_folder / "README.md").write_text("# no front matter\n")
+    with pytest.raises(zoo.CheckpointError, match="model card front matter"):
+        publish(tiny_folder, "me/tiny", endpoint=hub.endpoint, token="t")
+    tensors = load_file(tiny_folder / "model.safetensors")
+    tensors.pop("input.bias")
+    save_file(tensors, tiny_folder / "model.safetensors", metadata={"format": "pt", "family": "pixelcnn"})
+    with pytest.raises(zoo.CheckpointError, match="missing keys"):
+        publish(tiny_folder, "me/tiny", endpoint=hub.endpoint, token="t")
+    assert hub.repos == {}  # nothing reached the server, not even create_repo
+
+
+def test_upload_through_the_real_client(tiny_binary, tiny_folder, hub):
+    result = publish(tiny_binary, "me/tiny", endpoint=hub.endpoint, token="t", commit_message="first")
+    repo = hub.repo("me/tiny")
+    assert result["revision"] == repo.head.oid and repo.head.message == "first"
+    assert set(repo.head.files) == {"config.json", "model.safetensors", "README.md"}
+    uploaded = load(repo.head.files["model.safetensors"])
+    assert all(torch.equal(uploaded[k], v) for k, v in tiny_binary.state_dict().items()) and len(uploaded) == len(tiny_binary.state_dict())
+    assert "model.safetensors" in repo.head.lfs_paths
+    card = repo.head.files["README.md"].decode()
+    assert "library_name: zoo" in card and "- pixelcnn" in card and "- image" in card
+    # a second publish of the same repo is a new commit on top of the first
+    again = publish(tiny_folder, "me/tiny", endpoint=hub.endpoint, token="t")
+    assert len(repo.commits) == 2 and again["revision"] == repo.head.oid != result["revision"]
+    assert repo.head.files["model.safetensors"] == (tiny_folder / "model.safetensors").read_bytes()  # a folder goes up as is
+
+
+def test_cli_publish_dry_run(tiny_folder, capsys):
+    assert main(["publish", str(tiny_folder), "--repo-id", "me/tiny", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: nothing uploaded")
+    fields = json.loads(out[out.index("{"):])
+    assert fields == {"hub_repo": "me/tiny", "revision": None, "filename": "model.safetensors",
+                      "sha256": sha256_file(tiny_folder / "model.safetensors")}

@@ -127,3 +127,15 @@ def test_env_var_offline_in_a_fresh_process(cache, tiny_folder):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == zoo.load(f"local-dir:{tiny_folder}").num_parameters()
+
+
+def test_repo_without_config_json(monkeypatch):
+    """The Hub answers 'entry not found' for config.json: the repo is not a zoo checkpoint."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def absent(repo_id, filename, **kwargs):
+        raise EntryNotFoundError(f"404: {filename} not found in {repo_id}")
+
+    monkeypatch.setattr(zoo.hf, "hf_hub_download", absent)
+    with pytest.raises(zoo.CheckpointError, match="'someone/not-zoo' has no config.json, so it is not a zoo checkpoint"):
+        zoo.load("hf-hub:someone/not-zoo")

@@ -10,6 +10,7 @@ from .errors import (
     WeightsUnavailableError,
     ZooError,
 )
+from .hf import publish
 from .hub import load, save_pretrained
 from .registry import (
     Entry,
@@ -41,6 +42,7 @@ __all__ = [
     "list_models",
     "load",
     "model_info",
+    "publish",
     "register_entry",
     "register_family",
     "save_pretrained",

@@ -5,6 +5,10 @@ import torch
 
 import zoo
 
+# The tests use tiny models, for which one thread is fastest; more threads than free cores make
+# OpenMP spin-waits 100x slower whenever anything else runs on the machine.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

@@ -1,6 +1,6 @@
 """zoo: pretrained autoregressive generative models for images, audio and text."""
 
-from .api import AutoregressiveModel, ImageModel
+from .api import AutoregressiveModel, ImageModel, TextModel
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -32,6 +32,7 @@ __all__ = [
     "DatasetError",
     "Entry",
     "ImageModel",
+    "TextModel",
     "InvalidInputError",
     "UnknownModelError",
     "WeightsUnavailableError",

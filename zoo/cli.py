@@ -213,7 +213,7 @@ def _eval(args: argparse.Namespace, model: Any) -> int:
     dataset = args.dataset or (model.entry.dataset if model.entry is not None else None)
     if dataset is None:
         raise InvalidInputError("this model has no registry entry naming its dataset; pass --dataset")
-    data = load_dataset(dataset, args.split, args.data)
+    data = model.prepare_dataset(load_dataset(dataset, args.split, args.data), train=False)
     result = {"model": args.name, "dataset": dataset, "split": args.split,
               **evaluate(model, data, batch_size=args.batch_size, limit=args.limit)}
     if _is_rank0():

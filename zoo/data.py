@@ -63,12 +63,74 @@ def torchvision_images(name: str) -> Callable[[Path, str], Dataset]:
     return load
 
 
+@dataclass(frozen=True)
+class TextFile:
+    """A plain text file split by position: the first ``train_fraction`` is ``train``, the rest ``valid`` (nanoGPT's split)."""
+
+    filename: str
+    train_fraction: float = 0.9
+
+    def load(self, root: Path, split: str) -> str:
+        path = root / self.filename
+        if not path.is_file():
+            raise DatasetError(f"text file {path} not found; expected a UTF-8 text file")
+        if split not in ("train", "valid"):
+            raise DatasetError(f"a text file has splits ['train', 'valid'] (first {self.train_fraction:.0%} / the rest), not {split!r}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{path} is not UTF-8 text: {exc}") from None
+        cut = int(len(text) * self.train_fraction)
+        return text[:cut] if split == "train" else text[cut:]
+
+
+class TextWindows(Dataset):
+    """Every window of ``length + 1`` tokens of a token stream (training examples, nanoGPT style).
+
+    Example ``i`` starts at token ``i``; one in ten starts with the begin-of-text token instead of
+    its first character, so the model also learns to start a text, as scoring and sampling do.
+    """
+
+    def __init__(self, ids: torch.Tensor, length: int, *, bos: int) -> None:
+        if len(ids) <= length + 1:
+            raise DatasetError(f"the text has {len(ids)} characters, fewer than one training window of {length + 1}")
+        self.ids, self.length, self.bos = ids, length, bos
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.length
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
+        rows = self.ids[idx[:, None] + torch.arange(self.length + 1)]
+        rows[idx % 10 == 0, 0] = self.bos
+        return (rows,)
+
+
+class TextChunks(Dataset):
+    """Consecutive non-overlapping chunks of ``length`` tokens, each preceded by begin-of-text (evaluation).
+
+    A last partial chunk (fewer than ``length`` tokens) is left out so every batch is rectangular.
+    """
+
+    def __init__(self, ids: torch.Tensor, length: int, *, bos: int) -> None:
+        if len(ids) < length:
+            raise DatasetError(f"the text has {len(ids)} characters, fewer than one evaluation chunk of {length}")
+        self.ids, self.length, self.bos = ids, length, bos
+
+    def __len__(self) -> int:
+        return len(self.ids) // self.length
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
+        rows = self.ids[idx[:, None] * self.length + torch.arange(self.length)]
+        return (torch.cat([torch.full((len(idx), 1), self.bos), rows], dim=1),)
+
+
 DATASETS: dict[str, Callable[[Path, str], Dataset]] = {
     "binarized-mnist": NpzImages("binarized_mnist.npz", ("train", "valid", "test")).load,
     "mnist": NpzImages("mnist.npz", ("train", "test")).load,
     "cifar10-subset": NpzImages("cifar10_lossless_subset.npz", ("train", "test")).load,
     "torchvision-mnist": torchvision_images("MNIST"),
     "torchvision-cifar10": torchvision_images("CIFAR10"),
+    "tinyshakespeare": TextFile("tinyshakespeare.txt").load,
 }
 
 
@@ -84,8 +146,11 @@ def load_dataset(name: str, split: str, root: str | os.PathLike[str] | None = No
     if name.startswith("npz:"):
         path = Path(name.removeprefix("npz:")).expanduser()
         return NpzImages(path.name).load(path.parent, split)
+    if name.startswith("text:"):
+        path = Path(name.removeprefix("text:")).expanduser()
+        return TextFile(path.name).load(path.parent, split)
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} or npz:PATH")
+        raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}, npz:PATH or text:PATH")
     root = Path(root) if root is not None else default_data_root()
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist; pass --data DIR or set ZOO_DATA")

@@ -84,3 +84,45 @@ class ImageSpace:
                 )
             return (pixels == 255).long()
         return (pixels * (self.levels - 1) + 127) // 255
+
+
+@dataclass(frozen=True)
+class CharSpace:
+    """Text as characters of a fixed vocabulary. Token ``len(vocab)`` is the begin-of-text marker (BOS)."""
+
+    vocab: str
+
+    def __post_init__(self) -> None:
+        if len(set(self.vocab)) != len(self.vocab) or not self.vocab:
+            raise ValueError("a character vocabulary must be a non-empty string of distinct characters")
+
+    @property
+    def size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def bos(self) -> int:
+        return len(self.vocab)
+
+    def _index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.vocab)}
+
+    def encode(self, text: str, *, name: str = "text") -> torch.Tensor:
+        """Token ids ``LongTensor[len(text)]``; characters outside the vocabulary are an error that lists them."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"{name} must be a str or a list of str, got {type(text).__name__}")
+        index = self._index()
+        unknown = sorted({c for c in text if c not in index})
+        if unknown:
+            raise InvalidInputError(
+                f"{name} has characters outside this model's vocabulary: {''.join(unknown)!r} ({len(unknown)} distinct); "
+                f"accepted: {self.vocab!r}"
+            )
+        return torch.tensor([index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | list[int]) -> str:
+        return "".join(self.vocab[i] for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids) if i < len(self.vocab))
+
+    @classmethod
+    def from_text(cls, text: str) -> CharSpace:
+        return cls("".join(sorted(set(text))))

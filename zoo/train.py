@@ -108,8 +108,9 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor
 
 
 def collate(dataset: Any, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    tensors = dataset.tensors
-    return tensors[0][idx], (tensors[1][idx] if len(tensors) > 1 else None)
+    """The examples ``idx`` as ``(data, condition-or-None)``: from a TensorDataset, or a dataset with ``batch(idx)``."""
+    tensors = dataset.batch(idx) if hasattr(dataset, "batch") else tuple(t[idx] for t in dataset.tensors)
+    return tensors[0], (tensors[1] if len(tensors) > 1 else None)
 
 
 @torch.no_grad()
@@ -131,7 +132,8 @@ def evaluate(model: Any, dataset: Any, *, batch_size: int = 250, limit: int | No
     if world > 1:
         dist.all_reduce(sums)
     total_nats, total_dims = sums.tolist()
-    return {"examples": n, "nll_nats": total_nats / n, "bits_per_dim": total_nats / total_dims / math.log(2)}
+    return {"examples": n, "nll_nats": total_nats / n, "nats_per_dim": total_nats / total_dims,
+            "bits_per_dim": total_nats / total_dims / math.log(2)}
 
 
 def distributed_rank_and_size() -> tuple[int, int]:
@@ -199,8 +201,8 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
     model = recipe.build_model()
-    train_set = load_dataset(recipe.dataset, recipe.train_split, data_root)
-    valid_set = load_dataset(recipe.dataset, recipe.valid_split, data_root) if recipe.valid_split else None
+    train_set = model.prepare_dataset(load_dataset(recipe.dataset, recipe.train_split, data_root), train=True)
+    valid_set = model.prepare_dataset(load_dataset(recipe.dataset, recipe.valid_split, data_root), train=False) if recipe.valid_split else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)
     ema = copy.deepcopy(model).requires_grad_(False) if recipe.ema_decay else None
     step, best = 0, math.inf

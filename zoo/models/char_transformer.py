@@ -1,0 +1,130 @@
+"""Character-level Transformer language model (nanoGPT-style; Radford et al. 2019 block layout).
+
+Pre-LayerNorm blocks with causal self-attention through ``scaled_dot_product_attention``, a GELU
+MLP, learned absolute positions and input/output embeddings tied. Generation keeps a per-layer
+key/value cache; the window rule of :class:`zoo.api.TextModel` decides when it is refilled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..api import TextModel
+from ..errors import ConfigError
+from ..registry import register_family
+
+SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class CharTransformerConfig:
+    vocab: str = SHAKESPEARE_VOCAB
+    context: int = 256
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.2
+    bias: bool = False
+    slide: int | None = None  # tokens the window jumps once full (default context // 4)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, c: CharTransformerConfig) -> None:
+        super().__init__()
+        self.n_head = c.n_head
+        self.qkv = nn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
+        self.proj = nn.Linear(c.n_embd, c.n_embd, bias=c.bias)
+        self.dropout = c.dropout
+        self.resid_dropout = nn.Dropout(c.dropout)
+
+    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+        n, t, width = x.shape
+        q, k, v = (z.view(n, t, self.n_head, width // self.n_head).transpose(1, 2) for z in self.qkv(x).split(width, dim=2))
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        past = k.shape[2] - t
+        if past == 0 or t == 1:  # whole window from scratch (causal), or one new token that may see everything
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0 and t > 1,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:  # several new tokens after a cached prefix
+            mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(n, t, width)
+        return self.resid_dropout(self.proj(y)), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, c: CharTransformerConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.attn = SelfAttention(c)
+        self.ln2 = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.mlp = nn.Sequential(nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias), nn.GELU(),
+                                 nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias), nn.Dropout(c.dropout))
+
+    def forward(self, x: torch.Tensor, cache=None):
+        a, cache = self.attn(self.ln1(x), cache)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), cache
+
+
+@register_family(
+    "char-transformer",
+    config=CharTransformerConfig,
+    presets={
+        "tiny": dict(vocab="abc \n", context=8, n_layer=2, n_head=2, n_embd=16, dropout=0.0),
+        # nanoGPT's config/train_shakespeare_char.py
+        "shakespeare-char": dict(context=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+    },
+)
+class CharTransformer(TextModel):
+    family = "char-transformer"
+
+    def __init__(self, config: CharTransformerConfig) -> None:
+        super().__init__(config)
+        c = config
+        if c.n_embd % c.n_head:
+            raise ConfigError(f"n_embd={c.n_embd} must be divisible by n_head={c.n_head}")
+        if c.slide is not None and not 0 < c.slide < c.context:
+            raise ConfigError(f"slide must be in 1..context-1, got {c.slide}")
+        self.vocab_size = len(c.vocab)
+        self.wte = nn.Embedding(self.vocab_size + 1, c.n_embd)  # + begin-of-text
+        self.wpe = nn.Embedding(c.context, c.n_embd)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def _run(self, ids: torch.Tensor, cache: list | None) -> tuple[torch.Tensor, list]:
+        past = 0 if cache is None else cache[0][0].shape[2]
+        if past + ids.shape[1] > self.config.context:
+            raise ValueError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.context}")
+        pos = torch.arange(past, past + ids.shape[1], device=ids.device)
+        x = self.drop(self.wte(ids) + self.wpe(pos))
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, None if cache is None else cache[i])
+            new_cache.append(kv)
+        x = self.ln_f(x)
+        return x @ self.wte.weight[: self.vocab_size].T, new_cache  # tied output embedding; BOS is never predicted
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._run(ids, None)[0]
+
+    def step(self, ids: torch.Tensor, cache: list | None) -> tuple[torch.Tensor, list]:
+        return self._run(ids, cache)

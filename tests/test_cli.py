@@ -83,3 +83,39 @@ def test_console_script_exit_code():
     done = subprocess.run([sys.executable, "-m", "zoo", "info", "nope"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip() == "zoo info: error: unknown model 'nope'; `zoo list` shows every name"
+
+
+@pytest.fixture
+def text_model_arg(tmp_path):
+    import zoo
+
+    folder = tmp_path / "tiny-text"
+    zoo.build("char-transformer", "tiny").save_pretrained(folder)
+    return f"local-dir:{folder}"
+
+
+def test_text_commands(tmp_path, text_model_arg, capsys):
+    assert main(["complete", text_model_arg, "--prompt", "ab", "--max-new-chars", "10", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ab") and len(out.rstrip("\n")) >= 2
+    assert main(["sample", text_model_arg, "-n", "2", "--max-new-chars", "5", "--top-k", "2", "-o", str(tmp_path / "s.txt")]) == 0
+    assert "wrote 2 text(s)" in capsys.readouterr().out and (tmp_path / "s.txt").read_text().endswith("\n")
+    (tmp_path / "t.txt").write_text("abc ")
+    assert main(["score", text_model_arg, "--text", "ab", "--input", str(tmp_path / "t.txt")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert lines[0].startswith("--text\t") and lines[1].startswith(str(tmp_path / "t.txt")) and "nats/char" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["complete", "MODEL", "--max-new-chars", "3"], "pass --prompt TEXT"),
+        (["complete", "MODEL", "--prompt", "xyz"], "outside this model's vocabulary: 'xyz'"),
+        (["score", "MODEL"], "pass --text STRING or --input FILES"),
+        (["sample", "MODEL", "--top-p", "2"], "top_p must be in"),
+    ],
+)
+def test_text_errors(text_model_arg, argv, message, capsys):
+    assert main([text_model_arg if a == "MODEL" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err

@@ -40,24 +40,30 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=int, default=None)
         s.add_argument("--temperature", type=float, default=1.0)
         s.add_argument("--condition", help="class/speaker name or id (conditional models)")
-        s.add_argument("-o", "--output", required=True, help="output file (.png for images)")
+        s.add_argument("-o", "--output", help="output file: .png grid for images (required), .txt for text (default: print)")
+        s.add_argument("--max-new-chars", type=int, default=200, help="text: characters to generate")
+        s.add_argument("--top-k", type=int, help="text: sample among the k most likely characters")
+        s.add_argument("--top-p", type=float, help="text: nucleus sampling mass")
+        s.add_argument("--stop", help="text: stop a sample once it ends with this string")
 
     s = sub.add_parser("sample", help="draw samples and write an image grid")
     model_args(s)
     s.add_argument("-n", type=int, default=16, help="number of samples")
     sampling_args(s)
 
-    s = sub.add_parser("complete", help="keep the top rows of an image and sample the rest")
+    s = sub.add_parser("complete", help="finish an image from its top rows, or continue a text prompt")
     model_args(s)
-    s.add_argument("--input", required=True, help="an image of the model's size")
-    s.add_argument("--rows", type=int, required=True, help="rows kept from the input")
+    s.add_argument("--input", help="image models: an image of the model's size")
+    s.add_argument("--rows", type=int, help="image models: rows kept from the input")
+    s.add_argument("--prompt", help="text models: the text to continue")
     s.add_argument("-n", type=int, default=1, help="completions per input")
     s.add_argument("--binarize", action="store_true", help="threshold grey levels at 128 for binary models")
     sampling_args(s)
 
-    s = sub.add_parser("score", help="exact log-likelihood of files (nats and bits/dim)")
+    s = sub.add_parser("score", help="exact log-likelihood of files or text (nats and bits/dim)")
     model_args(s)
-    s.add_argument("--input", nargs="+", required=True, help="image files of the model's size")
+    s.add_argument("--input", nargs="+", default=[], help="image files of the model's size, or text files")
+    s.add_argument("--text", help="text models: a string to score")
     s.add_argument("--binarize", action="store_true", help="threshold grey levels at 128 for binary models")
     s.add_argument("--condition")
 
@@ -182,28 +188,77 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "cache":
         return _cache(args)
     model = _load(args)
+    if args.command == "eval":
+        return _eval(args, model)
+    if model.modality == "text":
+        return _text_command(args, model)
+    return _image_command(args, model)
+
+
+def _image_command(args: argparse.Namespace, model: Any) -> int:
+    generator = _generator(getattr(args, "seed", None), args.device)
+    if args.command in ("sample", "complete") and not args.output:
+        raise InvalidInputError("image models write a PNG grid: pass -o FILE.png")
     if args.command == "sample":
         if args.n < 1:
             raise InvalidInputError(f"-n must be >= 1, got {args.n}")
-        images = model.sample(args.n, condition=_condition(args.condition), temperature=args.temperature,
-                              generator=_generator(args.seed, args.device))
+        images = model.sample(args.n, condition=_condition(args.condition), temperature=args.temperature, generator=generator)
         _write_grid(images, model, args.output)
         print(f"wrote {args.n} samples to {args.output}")
     elif args.command == "complete":
+        if args.input is None or args.rows is None:
+            raise InvalidInputError("image models complete an image: pass --input IMAGE and --rows K")
         x = _read_images([args.input], model, args.binarize).repeat(args.n, 1, 1, 1)
         images = model.complete(x, rows=args.rows, condition=_condition(args.condition), temperature=args.temperature,
-                                generator=_generator(args.seed, args.device))
+                                generator=generator)
         _write_grid(torch.cat([x[:1].to(images), images]), model, args.output, nrow=args.n + 1)
         print(f"wrote the input and {args.n} completion(s) of its first {args.rows} rows to {args.output}")
     elif args.command == "score":
+        if not args.input:
+            raise InvalidInputError("pass --input FILES (images of the model's size)")
         x = _read_images(args.input, model, args.binarize)
         lp = model.log_prob(x, condition=_condition(args.condition))
         dims = model.dims(x)
         for path, value in zip(args.input, lp.tolist(), strict=True):
             print(f"{path}\t{-value:.4f} nats\t{-value / dims / math.log(2):.5f} bits/dim")
-    elif args.command == "eval":
-        return _eval(args, model)
     return 0
+
+
+def _text_command(args: argparse.Namespace, model: Any) -> int:
+    if args.command == "score":
+        texts = ([args.text] if args.text is not None else []) + [_read_text(p) for p in args.input]
+        names = (["--text"] if args.text is not None else []) + list(args.input)
+        if not texts:
+            raise InvalidInputError("pass --text STRING or --input FILES")
+        lp = model.log_prob(texts)
+        for name, text, value in zip(names, texts, lp.tolist(), strict=True):
+            chars = max(1, len(text))
+            print(f"{name}\t{-value:.4f} nats\t{-value / chars:.5f} nats/char\t{-value / chars / math.log(2):.5f} bits/char")
+        return 0
+    options = dict(max_new_chars=args.max_new_chars, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   stop=args.stop, generator=_generator(args.seed, args.device))
+    if args.command == "sample":
+        if args.n < 1:
+            raise InvalidInputError(f"-n must be >= 1, got {args.n}")
+        texts = model.sample(args.n, **options)
+    else:
+        if args.prompt is None:
+            raise InvalidInputError("text models continue a prompt: pass --prompt TEXT")
+        texts = model.complete([args.prompt] * args.n, **options)
+    output = "\n\n".join(texts) + "\n"
+    if args.output:
+        Path(args.output).write_text(output, encoding="utf-8")
+        print(f"wrote {len(texts)} text(s) to {args.output}")
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: cannot read UTF-8 text ({exc})") from None
 
 
 def _eval(args: argparse.Namespace, model: Any) -> int:

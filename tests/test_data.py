@@ -54,3 +54,31 @@ def test_shared_binarized_mnist_when_present():
         pytest.skip("../shared/data is not beside this checkout")
     x, = load_dataset("binarized-mnist", "valid").tensors
     assert x.shape == (10000, 1, 28, 28) and int(x.max()) == 1
+
+
+def test_wav_folder_with_speakers_and_take_split(tmp_path):
+    import soundfile
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for speaker in ("theo", "george"):
+        for take in (0, 7):
+            stereo = np.stack([np.linspace(-0.5, 0.5, 80), np.zeros(80)], axis=1)
+            soundfile.write(folder / f"3_{speaker}_{take}.wav", stereo, 8000, subtype="PCM_16")
+    (folder / "notes.txt").write_text("ignored")
+    test = load_dataset(f"wav:{folder}", "test")
+    assert [(c.speaker, c.path.name) for c in test] == [("george", "3_george_0.wav"), ("theo", "3_theo_0.wav")]
+    clip = test[0]
+    assert clip.sample_rate == 8000 and clip.waveform.dtype == torch.float32 and clip.waveform.shape == (80,)
+    assert abs(float(clip.waveform[0]) + 0.25) < 1e-3  # stereo averaged to mono
+    assert len(load_dataset(f"wav:{folder}", "train")) == 2
+    with pytest.raises(zoo.DatasetError, match="splits"):
+        load_dataset(f"wav:{folder}", "valid")
+    with pytest.raises(zoo.DatasetError, match="not found"):
+        load_dataset(f"wav:{tmp_path / 'none'}", "train")
+
+
+def test_text_file_split(tmp_path):
+    (tmp_path / "t.txt").write_text("0123456789")
+    assert load_dataset(f"text:{tmp_path / 't.txt'}", "train") == "012345678"
+    assert load_dataset(f"text:{tmp_path / 't.txt'}", "valid") == "9"

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,13 +125,63 @@ class TextChunks(Dataset):
         return (torch.cat([torch.full((len(idx), 1), self.bos), rows], dim=1),)
 
 
-DATASETS: dict[str, Callable[[Path, str], Dataset]] = {
+@dataclass(frozen=True)
+class AudioClip:
+    waveform: torch.Tensor  # float32 [T] in [-1, 1]
+    sample_rate: int
+    speaker: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class WavFolder:
+    """A folder of WAV/FLAC files whose names carry the speaker and the split, e.g. FSDD's ``{digit}_{speaker}_{take}.wav``.
+
+    ``pattern`` is a regular expression with named groups ``speaker`` and ``take``; a file whose
+    take is in ``test_takes`` belongs to ``test``, every other to ``train`` (FSDD: takes 0-4 test).
+    Files are read with soundfile at their own rate; resampling belongs to the model's audio space.
+    """
+
+    folder: str
+    pattern: str = r"(?P<digit>\d+)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.(wav|flac)"
+    test_takes: tuple[int, int] = (0, 4)
+
+    def load(self, root: Path, split: str) -> list[AudioClip]:
+        import re
+
+        import soundfile
+
+        folder = root / self.folder
+        if not folder.is_dir():
+            raise DatasetError(f"audio folder {folder} not found; expected WAV/FLAC files named like {self.pattern}")
+        if split not in ("train", "test"):
+            raise DatasetError(f"an audio folder has splits ['train', 'test'], not {split!r}")
+        clips = []
+        lo, hi = self.test_takes
+        for path in sorted(folder.iterdir()):
+            match = re.fullmatch(self.pattern, path.name)
+            if match is None:
+                continue
+            if (lo <= int(match["take"]) <= hi) != (split == "test"):
+                continue
+            try:
+                data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+            except (RuntimeError, soundfile.LibsndfileError) as exc:
+                raise DatasetError(f"{path} is not a readable audio file: {exc}") from None
+            clips.append(AudioClip(torch.from_numpy(data.mean(axis=1)), rate, match["speaker"], path))
+        if not clips:
+            raise DatasetError(f"no audio files in {folder} match {self.pattern} for split {split!r}")
+        return clips
+
+
+DATASETS: dict[str, Callable[[Path, str], Any]] = {
     "binarized-mnist": NpzImages("binarized_mnist.npz", ("train", "valid", "test")).load,
     "mnist": NpzImages("mnist.npz", ("train", "test")).load,
     "cifar10-subset": NpzImages("cifar10_lossless_subset.npz", ("train", "test")).load,
     "torchvision-mnist": torchvision_images("MNIST"),
     "torchvision-cifar10": torchvision_images("CIFAR10"),
     "tinyshakespeare": TextFile("tinyshakespeare.txt").load,
+    "fsdd": WavFolder("fsdd/recordings").load,
 }
 
 
@@ -141,16 +192,19 @@ def default_data_root() -> Path:
     return checkout.parent / "shared" / "data"
 
 
-def load_dataset(name: str, split: str, root: str | os.PathLike[str] | None = None) -> Dataset:
+def load_dataset(name: str, split: str, root: str | os.PathLike[str] | None = None) -> Any:
     """Examples of dataset ``name`` for ``split``: a key of :data:`DATASETS` read from ``root``, or ``npz:PATH``."""
     if name.startswith("npz:"):
         path = Path(name.removeprefix("npz:")).expanduser()
         return NpzImages(path.name).load(path.parent, split)
+    if name.startswith("wav:"):
+        path = Path(name.removeprefix("wav:")).expanduser()
+        return WavFolder(path.name).load(path.parent, split)
     if name.startswith("text:"):
         path = Path(name.removeprefix("text:")).expanduser()
         return TextFile(path.name).load(path.parent, split)
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}, npz:PATH or text:PATH")
+        raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}, npz:PATH, text:PATH or wav:FOLDER")
     root = Path(root) if root is not None else default_data_root()
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist; pass --data DIR or set ZOO_DATA")

@@ -1,4 +1,8 @@
-"""Dataset adapters: each yields examples in the data's natural form (integer image levels).
+"""Dataset adapters: each yields examples in the data's natural form.
+
+Images come as integer levels (TensorDataset of ``[N, C, H, W]`` and labels), text as a string,
+audio as a list of clips (float waveform, rate, speaker). A model's ``prepare_dataset`` turns
+them into training or evaluation batches.
 
 Known dataset names map onto the files of a data root (``--data DIR``, else ``$ZOO_DATA``, else
 ``../shared/data`` beside a source checkout). Scaling and binarisation belong to the model's data

@@ -1,0 +1,35 @@
+"""The shipped catalogue is consistent: recipes build their entry's config, bundled weights verify and score."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import zoo
+from zoo.registry import data_dir
+from zoo.train import Recipe
+
+NAMES = zoo.list_models()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_builds_the_entry_config(name):
+    info = zoo.model_info(name)
+    recipe_path = data_dir("hub_configs") / name / "recipe.json"
+    assert recipe_path.is_file(), f"{name} has no recipe"
+    recipe = Recipe.load(recipe_path)
+    assert recipe.name == name and recipe.family == info["family"]
+    assert dataclasses.asdict(recipe.build_model().config) == info["config"]
+
+
+@pytest.mark.parametrize("name", zoo.list_models(pretrained=True))
+def test_published_entries_load_verified_and_carry_their_metrics(name):
+    info = zoo.model_info(name)
+    assert info["sha256"] and info["params"] and info["metrics"].get("split")
+    model = zoo.load(name)
+    assert model.num_parameters() == info["params"]
+    scores = model.log_prob(model.example_batch(2))
+    assert scores.shape == (2,) and bool((scores < 0).all())
+    card = (data_dir("hub_configs") / name / "README.md").read_text()
+    assert "model-index" in card and f"split: {info['metrics']['split']}" in card

@@ -94,6 +94,11 @@ def test_schedule_and_overrides():
     r = recipe(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
     assert lr_at(r, 0) == pytest.approx(0.1) and lr_at(r, 9) == pytest.approx(1.0)
     assert lr_at(r, 100) == pytest.approx(0.1)
+    exp = r.with_overrides(["schedule=exponential"])
+    assert lr_at(exp, 10) == pytest.approx(1.0) and lr_at(exp, 100) == pytest.approx(0.1)
+    assert lr_at(exp, 55) == pytest.approx(0.1**0.5)
+    with pytest.raises(zoo.ConfigError, match="unknown schedule 'linear'"):
+        lr_at(r.with_overrides(["schedule=linear"]), 50)
     r2 = r.with_overrides(["steps=7", "config.hidden=24", "schedule=constant"])
     assert r2.steps == 7 and r2.config == {"hidden": 24} and r2.schedule == "constant"
     with pytest.raises(zoo.ConfigError, match="unknown recipe field 'stepz'"):

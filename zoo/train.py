@@ -42,7 +42,7 @@ class Recipe:
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 100
-    schedule: str = "cosine"  # "cosine" | "constant"
+    schedule: str = "cosine"  # "cosine" | "exponential" (to min_lr_ratio at the end) | "constant"
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = 1.0
@@ -94,9 +94,13 @@ def lr_at(recipe: Recipe, step: int) -> float:
         return recipe.lr * (step + 1) / recipe.warmup_steps
     if recipe.schedule == "constant":
         return recipe.lr
-    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    progress = min(1.0, (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps))
+    if recipe.schedule == "exponential":
+        return recipe.lr * recipe.min_lr_ratio**progress
+    if recipe.schedule != "cosine":
+        raise ConfigError(f"unknown schedule {recipe.schedule!r}; accepted: cosine, exponential, constant")
     floor = recipe.lr * recipe.min_lr_ratio
-    return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:

@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt", default="ROMEO:", help="text models: the prompt of the card's sample")
     args = p.parse_args()
 
     model = load_folder(args.run_folder)
@@ -43,7 +44,7 @@ def main() -> int:
     catalogue = json.loads(registry_file.read_text())
     record = next(r for r in catalogue["entries"] if r["name"] == args.name)
 
-    data = load_dataset(record["dataset"], args.split)
+    data = model.prepare_dataset(load_dataset(record["dataset"], args.split), train=False)
     result = evaluate(model, data, progress=True)
     print(json.dumps(result), file=sys.stderr)
 
@@ -51,36 +52,35 @@ def main() -> int:
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors", "recipe.json"):
         shutil.copyfile(args.run_folder / name, target / name)
-    record.update(
-        sha256=sha256_file(target / "model.safetensors"),
-        params=model.num_parameters(),
-        metrics={"nll_nats": round(result["nll_nats"], 3), "bits_per_dim": round(result["bits_per_dim"], 5),
-                 "split": args.split, "examples": result["examples"]},
-    )
+    if model.modality == "text":
+        metrics = {"nats_per_char": round(result["nats_per_dim"], 4), "bits_per_char": round(result["bits_per_dim"], 4)}
+    else:
+        metrics = {"nll_nats": round(result["nll_nats"], 3), "bits_per_dim": round(result["bits_per_dim"], 5)}
+    record.update(sha256=sha256_file(target / "model.safetensors"), params=model.num_parameters(), status="available",
+                  metrics={**metrics, "split": args.split, "examples": result["examples"]})
     registry_file.write_text(json.dumps(catalogue, indent=2) + "\n")
 
-    samples = model.sample(args.samples, generator=torch.Generator().manual_seed(args.seed), progress=True)
-    _write_grid(samples, model, str(target / "samples.png"))
+    generator = torch.Generator().manual_seed(args.seed)
+    if model.modality == "text":
+        sample_md = ["```text", model.complete(args.prompt, max_new_chars=400, generator=generator), "```", "",
+                     f"`zoo complete {args.name} --prompt {json.dumps(args.prompt)} --max-new-chars 400 --seed {args.seed}`"]
+    else:
+        _write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
+        sample_md = [f"![samples](samples.png)  \n{args.samples} samples, `zoo sample {args.name} -n {args.samples} --seed {args.seed}`."]
 
     entry = entry_from_data(record)
     assert data_dir("hub_configs") / args.name == target
     recipe = json.loads((target / "recipe.json").read_text())
-    notes = (ROOT / "tools" / "cards" / f"{args.name}.md").read_text().format(**result, **entry.metrics, params=entry.params)
-    results = [
-        "## Results",
-        "",
-        f"Measured in fp32 on the {result['examples']:,} images of the `{args.split}` split of `{entry.dataset}`:",
-        "",
-        "| NLL (nats/image) | bits/dim |",
-        "|---|---|",
-        f"| {result['nll_nats']:.2f} | {result['bits_per_dim']:.4f} |",
-        "",
-        f"Command: `zoo eval {args.name} --split {args.split}`",
-        "",
-        f"![samples](samples.png)  \n{args.samples} samples, `zoo sample {args.name} -n {args.samples} --seed {args.seed}`.",
-        "",
-        notes,
-    ]
+    notes = (ROOT / "tools" / "cards" / f"{args.name}.md").read_text().format(**result, params=entry.params)
+    if model.modality == "text":
+        table = [f"Measured in fp32 on the `{args.split}` split of `{entry.dataset}`, as {result['examples']:,} consecutive "
+                 f"chunks of {data.length} characters, each scored from the begin-of-text token:", "",
+                 "| nats/char | bits/char |", "|---|---|", f"| {result['nats_per_dim']:.4f} | {result['bits_per_dim']:.4f} |"]
+    else:
+        table = [f"Measured in fp32 on the {result['examples']:,} images of the `{args.split}` split of `{entry.dataset}`:", "",
+                 "| NLL (nats/image) | bits/dim |", "|---|---|", f"| {result['nll_nats']:.2f} | {result['bits_per_dim']:.4f} |"]
+    results = ["## Results", "", *table, "", f"Command: `zoo eval {args.name} --split {args.split}`", "", "## Samples", "",
+               *sample_md, "", notes]
     (target / "README.md").write_text(entry_card(entry, modality=model.modality, recipe=recipe, sections=results))
     zoo.load(args.name)  # the shipped entry loads and verifies
     print(f"shipped {args.name}: {entry.metrics}")

@@ -8,7 +8,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
-METRIC_NAMES = {"nll_nats": "NLL (nats per example)", "bits_per_dim": "bits/dim"}
+METRIC_NAMES = {"nll_nats": "NLL (nats per example)", "bits_per_dim": "bits/dim", "nats_per_char": "nats/char", "bits_per_char": "bits/char"}
 
 
 def _card(data: ModelCardData, body: list[str]) -> str:

@@ -29,6 +29,15 @@ from zoo.train import evaluate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def upscale_nearest(path: Path, factor: int) -> None:
+    """Enlarge a small sample grid for display, pixel for pixel (no smoothing invents detail)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        big = im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
+    big.save(path)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("name")
@@ -66,6 +75,7 @@ def main() -> int:
                      f"`zoo complete {args.name} --prompt {json.dumps(args.prompt)} --max-new-chars 400 --seed {args.seed}`"]
     else:
         _write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
+        upscale_nearest(target / "samples.png", 4)
         sample_md = [f"![samples](samples.png)  \n{args.samples} samples, `zoo sample {args.name} -n {args.samples} --seed {args.seed}`."]
 
     entry = entry_from_data(record)

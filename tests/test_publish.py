@@ -62,7 +62,8 @@ def test_upload_through_the_real_client(tiny_binary, tiny_folder, hub):
     assert "model.safetensors" in repo.head.lfs_paths
     card = repo.head.files["README.md"].decode()
     assert "library_name: zoo" in card and "- pixelcnn" in card and "- image" in card
-    # a second publish of the same repo is a new commit on top of the first
+    # a second publish of the same repo (here with an edited card) is a new commit on top of the first
+    (tiny_folder / "README.md").write_text((tiny_folder / "README.md").read_text() + "\nRetrained.\n")
     again = publish(tiny_folder, "me/tiny", endpoint=hub.endpoint, token="t")
     assert len(repo.commits) == 2 and again["revision"] == repo.head.oid != result["revision"]
     assert repo.head.files["model.safetensors"] == (tiny_folder / "model.safetensors").read_bytes()  # a folder goes up as is

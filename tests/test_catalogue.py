@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -33,3 +34,23 @@ def test_published_entries_load_verified_and_carry_their_metrics(name):
     assert scores.shape == (2,) and bool((scores < 0).all())
     card = (data_dir("hub_configs") / name / "README.md").read_text()
     assert "model-index" in card and f"split: {info['metrics']['split']}" in card
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", zoo.list_models(pretrained=True))
+def test_zoo_eval_reproduces_the_published_metric(name, capsys):
+    """`zoo eval NAME --split SPLIT` gives the card's number (needs ../shared/data, as on the CI machine)."""
+    from zoo.cli import main
+    from zoo.data import DATASETS, default_data_root
+
+    info = zoo.model_info(name)
+    try:
+        DATASETS[info["dataset"]](default_data_root(), info["metrics"]["split"])
+    except zoo.DatasetError:
+        pytest.skip(f"{info['dataset']} is not in {default_data_root()}")
+    assert main(["eval", name, "--split", info["metrics"]["split"]]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == info["metrics"]["examples"]
+    key = "nll_nats" if "nll_nats" in info["metrics"] else "nats_per_char"
+    measured = result["nll_nats"] if key == "nll_nats" else result["nats_per_dim"]
+    assert measured == pytest.approx(info["metrics"][key], abs=1e-3)

@@ -26,8 +26,11 @@ from .hub_standin import HubUploadStandIn
 
 @pytest.fixture
 def hub(monkeypatch):
-    # The stand-in speaks the LFS protocol, not Xet: keep the client on its LFS path.
+    # The stand-in speaks the LFS protocol, not Xet: keep the client on its LFS path. It is on
+    # loopback, so the test also works where HF_HUB_OFFLINE=1 is set for everything else (CI).
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with HubUploadStandIn(namespace="me") as server:
         yield server
 

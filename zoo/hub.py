@@ -61,8 +61,10 @@ def read_checkpoint_config(path: Path) -> tuple[str, dict[str, Any]]:
     return raw["family"], raw["config"]
 
 
-def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str | None = None,
-                 remedy: str = "delete the file and fetch it again") -> None:
+REFETCH = "delete the file and fetch it again"
+
+
+def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str | None = None, remedy: str = REFETCH) -> None:
     """Load safetensors weights into ``model`` strictly, verifying the file's hash first when one is known."""
     if not path.is_file():
         raise CheckpointError(f"weights file {path} is missing")
@@ -96,7 +98,7 @@ def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str
     model.load_state_dict(tensors)
 
 
-def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str | None = None, remedy: str | None = None) -> Any:
+def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str | None = None, remedy: str = REFETCH) -> Any:
     family, config = read_checkpoint_config(folder / CONFIG_NAME)
     if expected_family is not None and family != expected_family:
         raise CheckpointError(f"{folder / CONFIG_NAME} says family {family!r}, but the registry entry is {expected_family!r}")
@@ -106,7 +108,7 @@ def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str
         raise CheckpointError(f"{folder / CONFIG_NAME}: {exc} (a plugin may provide it)") from None
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} has a config that family {family!r} rejects: {exc}") from None
-    load_weights(model, folder / WEIGHTS_NAME, family=family, sha256=sha256, **({"remedy": remedy} if remedy else {}))
+    load_weights(model, folder / WEIGHTS_NAME, family=family, sha256=sha256, remedy=remedy)
     return model.eval()
 
 

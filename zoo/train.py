@@ -129,7 +129,7 @@ def evaluate(model: Any, dataset: Any, *, batch_size: int = 250, limit: int | No
     n = len(dataset) if limit is None else min(limit, len(dataset))
     shard = torch.arange(n).tensor_split(world)[rank]
     sums = torch.zeros(2, dtype=torch.float64)  # nats, dims
-    show = (None if progress is None else progress) if rank == 0 else False
+    show = progress if rank == 0 else False
     for idx in tqdm(shard.split(batch_size), desc="eval", disable=None if show is None else not show, leave=False):
         nats, dims = model.training_loss(collate(dataset, idx))
         sums += torch.tensor([float(nats), dims], dtype=torch.float64)
@@ -254,7 +254,7 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
     if rank == 0:
         (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
     result: dict[str, Any] = {}
-    show = (None if progress is None else progress) if rank == 0 else False
+    show = progress if rank == 0 else False
     bar = tqdm(total=recipe.steps, initial=step, desc=recipe.name, disable=None if show is None else not show)
     window: list[float] = []
     started = time.time()

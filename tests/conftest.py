@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import zoo
+import zoo.registry as registry
 
 # The tests use tiny models, for which one thread is fastest; more threads than free cores make
 # OpenMP spin-waits 100x slower whenever anything else runs on the machine.
@@ -34,3 +35,14 @@ def tiny_folder(tmp_path, tiny_binary):
     folder = tmp_path / "tiny"
     tiny_binary.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """A registry with the built-in families and no entries, swapped in for the test's duration."""
+    registry.REGISTRY.ensure_loaded()
+    reg = registry.Registry()
+    reg.families = dict(registry.REGISTRY.families)
+    reg._loaded = True
+    monkeypatch.setattr(registry, "REGISTRY", reg)
+    return reg

@@ -19,10 +19,9 @@ import torch
 
 import zoo
 import zoo.hf
-import zoo.registry as registry
 from zoo.cli import main
 from zoo.hub import sha256_file
-from zoo.registry import Entry, Registry
+from zoo.registry import Entry
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "zoo-test/tiny-pixelcnn"
@@ -57,12 +56,8 @@ def cache(tmp_path, tiny_folder):
 
 
 @pytest.fixture
-def entry(monkeypatch, tiny_folder):
-    registry.REGISTRY.ensure_loaded()
-    reg = Registry()
-    reg.families = dict(registry.REGISTRY.families)
-    reg._loaded = True
-    monkeypatch.setattr(registry, "REGISTRY", reg)
+def entry(isolated_registry, tiny_folder):
+    reg = isolated_registry
     config = json.loads((tiny_folder / "config.json").read_text())["config"]
     e = Entry("pixelcnn-hub-tiny", "pixelcnn", config, hub_repo=REPO, revision=COMMIT,
               sha256=sha256_file(tiny_folder / "model.safetensors"), dataset="toy")

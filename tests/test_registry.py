@@ -11,20 +11,15 @@ import textwrap
 import pytest
 
 import zoo
-import zoo.registry as registry
-from zoo.registry import Entry, Registry
+from zoo.registry import Entry
 
 TINY = {"height": 4, "width": 4, "hidden": 12, "n_residual": 1, "input_kernel": 3, "output_hidden": 12}
 
 
 @pytest.fixture
-def fresh(monkeypatch):
+def fresh(isolated_registry):
     """An isolated registry holding the built-in families and a few test entries."""
-    registry.REGISTRY.ensure_loaded()
-    reg = Registry()
-    reg.families = dict(registry.REGISTRY.families)
-    reg._loaded = True
-    monkeypatch.setattr(registry, "REGISTRY", reg)
+    reg = isolated_registry
     reg.add_entry(Entry("pixelcnn-toy-a", "pixelcnn", TINY, dataset="toy", metrics={"nll_nats": 1.0, "split": "test"},
                         status="unpublished", aliases=["toy-a"], deprecated_names=["old-toy-a"]))
     reg.add_entry(Entry("pixelcnn-toy-b", "pixelcnn", TINY, status="unpublished"))

@@ -203,8 +203,7 @@ class ImageModel(AutoregressiveModel):
         return self._fill(levels, rows, condition, temperature, generator, progress, naive)
 
     def _fill(self, levels, first_row, condition, temperature, generator, progress, naive) -> torch.Tensor:
-        if not temperature > 0:
-            raise InvalidInputError(f"temperature must be > 0, got {temperature!r}")
+        _check_sampling(temperature, None, None)
         cond = self.condition_ids(condition, levels.shape[0])
         h, w = self.space.height, self.space.width
         with _progress((h - first_row) * w, progress, f"sampling {self.family}", unit="px") as bar:

@@ -154,10 +154,22 @@ class ImageModel(AutoregressiveModel):
 
     def sample_pixel(
         self, levels: torch.Tensor, cond: torch.Tensor | None, row: int, col: int,
-        temperature: float, generator: torch.Generator | None, naive: bool,
+        temperature: float, generator: torch.Generator | None, state: Any,
     ) -> None:
-        """Sample every channel of pixel ``(row, col)`` given the pixels before it, writing into ``levels``."""
+        """Sample every channel of pixel ``(row, col)`` given the pixels before it, writing into ``levels``.
+
+        ``state`` is what ``sampling_state`` returned (None on the naive path, which must run the
+        network on the whole image: the reference that fast paths are tested against).
+        """
         raise NotImplementedError
+
+    def sampling_state(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Any:
+        """Caches a fast sampler carries from pixel to pixel (layer activations, recurrent state).
+
+        Called once per ``sample``/``complete`` unless ``naive=True``; ``levels`` already holds the
+        known rows ``[0, first_row)``. The default keeps nothing.
+        """
+        return None
 
     # ---- contract
     def dims(self, x: Any = None) -> int:
@@ -206,10 +218,11 @@ class ImageModel(AutoregressiveModel):
         _check_sampling(temperature, None, None)
         cond = self.condition_ids(condition, levels.shape[0])
         h, w = self.space.height, self.space.width
+        state = None if naive else self.sampling_state(levels, cond, first_row)
         with _progress((h - first_row) * w, progress, f"sampling {self.family}", unit="px") as bar:
             for row in range(first_row, h):
                 for col in range(w):
-                    self.sample_pixel(levels, cond, row, col, float(temperature), generator, naive)
+                    self.sample_pixel(levels, cond, row, col, float(temperature), generator, state)
                     bar.update(1)
         return levels.to(torch.uint8)
 

@@ -94,10 +94,13 @@ class PixelCNN(ImageModel):
             return -F.binary_cross_entropy_with_logits(logits[:, :, 0], levels.float(), reduction="none")
         return logits.log_softmax(2).gather(2, levels.unsqueeze(2)).squeeze(2)
 
-    def sample_pixel(self, levels, cond, row, col, temperature, generator, naive) -> None:
+    def sampling_state(self, levels, cond, first_row) -> str:
+        return "crop rows"
+
+    def sample_pixel(self, levels, cond, row, col, temperature, generator, state) -> None:
         # Row cropping is exact: no output at row r depends on an input below r, so rows after
-        # `row` can be left out of the forward (naive=True keeps the full image, for testing).
-        view = levels if naive else levels[:, :, : row + 1]
+        # `row` can be left out of the forward (the naive path, state None, keeps the full image).
+        view = levels if state is None else levels[:, :, : row + 1]
         for channel in range(self.config.channels):
             logits = self(self.space.to_unit(view, self.dtype))[:, channel, :, row, col].float() / temperature
             if self.config.levels == 2:

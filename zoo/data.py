@@ -178,14 +178,210 @@ class WavFolder:
         return clips
 
 
+@dataclass(frozen=True)
+class JpegImageArchive:
+    """A ``.tar.gz`` of ``<split>/<class>/<file>.jpg`` images (e.g. CIFAR-10 as JPEG), decoded into uint8 tensors.
+
+    Classes are the sorted folder names; the label tensor holds their index. JPEG is lossy: a model
+    scored on these pixels is not comparable with the literature (use exact pixels for reports).
+    """
+
+    filename: str
+
+    def load(self, root: Path, split: str) -> Dataset:
+        import io
+        import tarfile
+
+        from PIL import Image
+
+        path = root / self.filename
+        if not path.is_file():
+            raise DatasetError(f"image archive {path} not found; expected a .tar.gz of <split>/<class>/<name>.jpg")
+        images: list[tuple[str, str, np.ndarray]] = []
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                parts = Path(member.name).parts
+                if not member.isfile() or len(parts) < 3 or parts[-3] != split or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
+                    continue
+                data = archive.extractfile(member).read()
+                images.append((parts[-2], parts[-1], np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+        if not images:
+            raise DatasetError(f"{path} has no images under {split}/<class>/")
+        images.sort(key=lambda item: (item[0], item[1]))
+        classes = sorted({c for c, _, _ in images})
+        x = torch.from_numpy(np.stack([a for _, _, a in images])).permute(0, 3, 1, 2).contiguous()
+        y = torch.tensor([classes.index(c) for c, _, _ in images])
+        return TensorDataset(x, y)
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """A clip left on disk and read on demand: corpora such as VCTK (44 hours at 48 kHz) do not fit in memory."""
+
+    path: Path
+    sample_rate: int
+    frames: int
+    speaker: str
+
+    def read(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Frames ``[start, stop)`` as a float32 mono waveform (channels averaged)."""
+        import soundfile
+
+        try:
+            data, _ = soundfile.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)
+        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            raise DatasetError(f"{self.path} is not a readable audio file: {exc}") from None
+        return torch.from_numpy(data.mean(axis=1))
+
+
+@dataclass(frozen=True)
+class VCTKFolder:
+    """VCTK 0.92 in the layout of torchaudio's ``VCTK_092``, read with soundfile (no FFmpeg needed).
+
+    ``ROOT/VCTK-Corpus-0.92/`` (or ``ROOT`` itself) holds ``wav48_silence_trimmed/pXXX/pXXX_YYY_mic1.flac``
+    and ``txt/pXXX/pXXX_YYY.txt``. Like torchaudio, utterances without a transcript are skipped (all of
+    p315), leaving 109 speakers. VCTK has no official split: utterance numbers divisible by
+    ``test_every`` form ``test`` (5%, every speaker represented), the rest ``train``.
+    """
+
+    mic: str = "mic1"
+    test_every: int = 20
+
+    def load(self, root: Path, split: str) -> list[AudioFile]:
+        import re
+
+        import soundfile
+
+        base = root / "VCTK-Corpus-0.92" if (root / "VCTK-Corpus-0.92").is_dir() else root
+        audio, text = base / "wav48_silence_trimmed", base / "txt"
+        if not audio.is_dir():
+            raise DatasetError(f"VCTK not found: {audio} is missing; expected VCTK-Corpus-0.92/wav48_silence_trimmed/pXXX/pXXX_YYY_{self.mic}.flac "
+                               "(torchaudio.datasets.VCTK_092 layout)")
+        if split not in ("train", "test"):
+            raise DatasetError(f"vctk has splits ['train', 'test'], not {split!r}")
+        pattern = re.compile(rf"(?P<speaker>[a-z]+\d+)_(?P<utt>\d+)_{self.mic}\.flac")
+        files = []
+        for path in sorted(audio.glob(f"*/*_{self.mic}.flac")):
+            match = pattern.fullmatch(path.name)
+            if match is None or not (text / match["speaker"] / f"{match['speaker']}_{match['utt']}.txt").is_file():
+                continue
+            if (int(match["utt"]) % self.test_every == 0) != (split == "test"):
+                continue
+            info = soundfile.info(str(path))
+            files.append(AudioFile(path, int(info.samplerate), int(info.frames), match["speaker"]))
+        if not files:
+            raise DatasetError(f"no VCTK utterances with transcripts under {audio} for split {split!r}")
+        return files
+
+
+class AudioCodes:
+    """Clips as integer code sequences at a model's rate: clips in memory are encoded once, files read on demand."""
+
+    def __init__(self, clips: list[Any], space: Any) -> None:
+        import math
+
+        self.space, self.clips, self.codes, self.lengths = space, clips, [], []
+        dtype = torch.uint8 if space.levels <= 256 else torch.int32
+        for clip in clips:
+            if isinstance(clip, AudioFile):
+                self.codes.append(None)
+                self.lengths.append(math.ceil(clip.frames * space.sample_rate / clip.sample_rate))
+            else:
+                codes = space.encode(space.resample(clip.waveform.float().clamp(-1, 1), clip.sample_rate)).to(dtype)
+                self.codes.append(codes)
+                self.lengths.append(len(codes))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def segment(self, i: int, lo: int, hi: int) -> torch.Tensor:
+        """Codes ``[lo, hi)`` of clip ``i`` (long)."""
+        if self.codes[i] is not None:
+            return self.codes[i][lo:hi].long()
+        import math
+
+        clip, rate = self.clips[i], self.space.sample_rate
+        # Read whole resampling blocks (rate ratio in lowest terms) plus a margin, so the samples
+        # kept are what resampling the whole file gives, up to the filter's reach past the margin.
+        g = math.gcd(clip.sample_rate, rate)
+        step_in, step_out, margin = clip.sample_rate // g, rate // g, max(1, 256 // (clip.sample_rate // g))
+        first = max(0, lo // step_out - margin)
+        last = min(clip.frames, (-(-hi // step_out) + margin) * step_in)
+        wave = self.space.resample(clip.read(first * step_in, last), clip.sample_rate)
+        return self.space.encode(wave)[lo - first * step_out : hi - first * step_out]
+
+
+def pack_windows(codes: AudioCodes, spans: list[tuple[int, int, int]], context: int, bos: int, width: int | None = None) -> torch.Tensor:
+    """Training/evaluation rows ``[N, 2, W]``: row 0 the network's inputs, row 1 the scored targets (-1: not scored).
+
+    ``spans`` holds ``(clip, a, b)``: targets ``[a, b)`` are scored, with up to ``context`` earlier
+    samples as left context. The input at clip position t is code t-1 (``bos`` at t = 0); a window
+    that reaches the clip start begins with ``bos`` and is exact for every target in it.
+    """
+    starts = [max(0, a - context) for _, a, _ in spans]
+    width = width or max(b - s for (_, _, b), s in zip(spans, starts, strict=True))
+    out = torch.full((len(spans), 2, width), -1, dtype=torch.long)
+    out[:, 0] = 0
+    for row, ((i, a, b), s) in enumerate(zip(spans, starts, strict=True)):
+        c = codes.segment(i, max(0, s - 1), b)
+        inputs = torch.cat([torch.tensor([bos]), c[: b - 1]]) if s == 0 else c[: b - s]
+        out[row, 0, : b - s] = inputs
+        out[row, 1, a - s : b - s] = c[-(b - a) :] if b > a else c[:0]
+    return out
+
+
+class AudioWindows(Dataset):
+    """Random training windows: ``length`` scored samples with up to ``context`` samples of left context.
+
+    There is one example per ``length`` samples of audio, so long clips are drawn proportionally
+    more often; the window's offset inside its clip is drawn from torch's global generator (which
+    the training loop seeds and saves, so resumed runs see the same windows).
+    """
+
+    def __init__(self, codes: AudioCodes, speakers: torch.Tensor | None, length: int, context: int, bos: int) -> None:
+        self.codes, self.speakers, self.length, self.context, self.bos = codes, speakers, length, context, bos
+        counts = torch.tensor([max(1, -(-n // length)) for n in codes.lengths])
+        self.clip_of = torch.repeat_interleave(torch.arange(len(codes)), counts)
+
+    def __len__(self) -> int:
+        return len(self.clip_of)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        clips = self.clip_of[idx]
+        spans = []
+        for i in clips.tolist():
+            n = self.codes.lengths[i]
+            a = int(torch.randint(0, max(1, n - self.length + 1), ()))
+            spans.append((i, a, min(n, a + self.length)))
+        rows = pack_windows(self.codes, spans, self.context, self.bos, width=self.context + self.length)
+        return (rows,) if self.speakers is None else (rows, self.speakers[clips])
+
+
+class AudioClipSet(Dataset):
+    """Whole clips for evaluation: every sample of every clip is scored exactly once, from the clip start."""
+
+    def __init__(self, codes: AudioCodes, speakers: torch.Tensor | None, bos: int) -> None:
+        self.codes, self.speakers, self.bos = codes, speakers, bos
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        spans = [(i, 0, self.codes.lengths[i]) for i in idx.tolist()]
+        rows = pack_windows(self.codes, spans, 0, self.bos)
+        return (rows,) if self.speakers is None else (rows, self.speakers[idx])
+
+
 DATASETS: dict[str, Callable[[Path, str], Any]] = {
     "binarized-mnist": NpzImages("binarized_mnist.npz", ("train", "valid", "test")).load,
     "mnist": NpzImages("mnist.npz", ("train", "test")).load,
     "cifar10-subset": NpzImages("cifar10_lossless_subset.npz", ("train", "test")).load,
+    "cifar10-jpeg": JpegImageArchive("cifar10_jpeg.tar.gz").load,
     "torchvision-mnist": torchvision_images("MNIST"),
     "torchvision-cifar10": torchvision_images("CIFAR10"),
     "tinyshakespeare": TextFile("tinyshakespeare.txt").load,
     "fsdd": WavFolder("fsdd/recordings").load,
+    "vctk": VCTKFolder().load,
 }
 
 

@@ -24,7 +24,7 @@ from .errors import ConfigError, UnknownModelError
 
 PLUGIN_GROUP = "zoo.plugins"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9+._-]*$")
-BUILTIN_FAMILY_MODULES = ("zoo.models.pixelcnn", "zoo.models.char_transformer", "zoo.models.char_lstm")
+BUILTIN_FAMILY_MODULES = ("zoo.models.pixelcnn", "zoo.models.pixelcnn_pp", "zoo.models.char_transformer", "zoo.models.char_lstm")
 
 
 class ZooDeprecationWarning(FutureWarning):

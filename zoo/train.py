@@ -37,6 +37,10 @@ class Recipe:
     config: dict[str, Any] = field(default_factory=dict)
     train_split: str = "train"
     valid_split: str | None = "valid"
+    valid_dataset: str | None = None  # None: ``dataset``; e.g. exact pixels while training on a lossy copy
+    finetune_dataset: str | None = None  # the last ``finetune_steps`` steps draw from this dataset instead
+    finetune_split: str = "train"
+    finetune_steps: int = 0
     batch_size: int = 64
     steps: int = 1000
     lr: float = 1e-3
@@ -206,7 +210,17 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
     torch.manual_seed(recipe.seed)
     model = recipe.build_model()
     train_set = model.prepare_dataset(load_dataset(recipe.dataset, recipe.train_split, data_root), train=True)
-    valid_set = model.prepare_dataset(load_dataset(recipe.dataset, recipe.valid_split, data_root), train=False) if recipe.valid_split else None
+    valid_set = None
+    if recipe.valid_split:
+        valid_set = model.prepare_dataset(load_dataset(recipe.valid_dataset or recipe.dataset, recipe.valid_split, data_root), train=False)
+    finetune_set = None
+    if recipe.finetune_steps:
+        if not recipe.finetune_dataset or not 0 < recipe.finetune_steps <= recipe.steps:
+            raise ConfigError("finetune_steps needs finetune_dataset and must be in 1..steps")
+        finetune_set = model.prepare_dataset(load_dataset(recipe.finetune_dataset, recipe.finetune_split, data_root), train=True)
+        if len(finetune_set) < recipe.batch_size:
+            raise ConfigError(f"batch_size {recipe.batch_size} exceeds the {len(finetune_set)} fine-tuning examples")
+    finetune_from = recipe.steps - recipe.finetune_steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)
     ema = copy.deepcopy(model).requires_grad_(False) if recipe.ema_decay else None
     step, best = 0, math.inf
@@ -269,8 +283,11 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(recipe, step)
-            idx = batch_indices(n_train, recipe.batch_size, recipe.seed, step)[rank::world]
-            nats, dims = loss_fn(collate(train_set, idx))
+            if finetune_set is not None and step >= finetune_from:
+                source, idx = finetune_set, batch_indices(len(finetune_set), recipe.batch_size, recipe.seed, step - finetune_from)
+            else:
+                source, idx = train_set, batch_indices(n_train, recipe.batch_size, recipe.seed, step)
+            nats, dims = loss_fn(collate(source, idx[rank::world]))
             loss = nats / dims
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -38,6 +38,23 @@ def upscale_nearest(path: Path, factor: int) -> None:
     big.save(path)
 
 
+def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed: int) -> list[str]:
+    """One second per speaker, each exactly what `zoo sample NAME --speaker S --seconds 1 --seed SEED` writes."""
+    from zoo.cli import _write_spectrogram
+    from zoo.spaces import write_audio
+
+    lines, clips = [], []
+    for speaker in model.labels or [None]:
+        clip = model.sample(1, seconds=1.0, condition=speaker, generator=torch.Generator().manual_seed(seed), progress=True)[0]
+        write_audio(target / f"sample-{speaker or 'all'}.wav", clip, model.sample_rate)
+        lines.append(f"- [{speaker or 'sample'}](sample-{speaker or 'all'}.wav)")
+        clips.append(clip)
+    _write_spectrogram(clips[0], model.sample_rate, str(target / "spectrogram.png"))
+    speaker_arg = f" --speaker {model.labels[0]}" if model.labels else ""
+    return ["![spectrogram of the first sample](spectrogram.png)", "", "One second per speaker:", "", *lines, "",
+            f"`zoo sample {name}{speaker_arg} --seconds 1 --seed {seed} -o sample.wav --spectrogram spectrogram.png`"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("name")
@@ -63,6 +80,12 @@ def main() -> int:
         shutil.copyfile(args.run_folder / name, target / name)
     if model.modality == "text":
         metrics = {"nats_per_char": round(result["nats_per_dim"], 4), "bits_per_char": round(result["bits_per_dim"], 4)}
+    elif model.modality == "audio":  # nats per clip; bits per sample; the context-free baseline the model must beat
+        from audio_entropy import marginal_entropy
+
+        baseline = marginal_entropy(model, record["dataset"], args.split)["marginal_entropy_bits_per_sample"]
+        metrics = {"nll_nats": round(result["nll_nats"], 2), "bits_per_dim": round(result["bits_per_dim"], 4),
+                   "marginal_entropy_bits": baseline}
     else:
         metrics = {"nll_nats": round(result["nll_nats"], 3), "bits_per_dim": round(result["bits_per_dim"], 5)}
     record.update(sha256=sha256_file(target / "model.safetensors"), params=model.num_parameters(), status="available",
@@ -73,6 +96,8 @@ def main() -> int:
     if model.modality == "text":
         sample_md = ["```text", model.complete(args.prompt, max_new_chars=400, generator=generator), "```", "",
                      f"`zoo complete {args.name} --prompt {json.dumps(args.prompt)} --max-new-chars 400 --seed {args.seed}`"]
+    elif model.modality == "audio":
+        sample_md = _audio_samples(model, args.name, target, args.seed)
     else:
         _write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
         upscale_nearest(target / "samples.png", 4)
@@ -86,6 +111,11 @@ def main() -> int:
         table = [f"Measured in fp32 on the `{args.split}` split of `{entry.dataset}`, as {result['examples']:,} consecutive "
                  f"chunks of {data.length} characters, each scored from the begin-of-text token:", "",
                  "| nats/char | bits/char |", "|---|---|", f"| {result['nats_per_dim']:.4f} | {result['bits_per_dim']:.4f} |"]
+    elif model.modality == "audio":
+        table = [f"Measured in fp32 on the {result['examples']:,} clips of the `{args.split}` split of `{entry.dataset}`, each "
+                 "scored whole from its first sample; the baseline is the entropy of the split's marginal code distribution:", "",
+                 "| NLL (nats/clip) | bits/sample | marginal entropy (bits/sample) |", "|---|---|---|",
+                 f"| {result['nll_nats']:.1f} | {result['bits_per_dim']:.4f} | {entry.metrics['marginal_entropy_bits']:.4f} |"]
     else:
         table = [f"Measured in fp32 on the {result['examples']:,} images of the `{args.split}` split of `{entry.dataset}`:", "",
                  "| NLL (nats/image) | bits/dim |", "|---|---|", f"| {result['nll_nats']:.2f} | {result['bits_per_dim']:.4f} |"]

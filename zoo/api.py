@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import InvalidInputError
-from .spaces import CharSpace, ImageSpace
+from .spaces import AudioSpace, CharSpace, ImageSpace
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -431,3 +431,208 @@ class TextModel(AutoregressiveModel):
             if bool(done.all()):
                 break
         return texts
+
+
+class AudioModel(AutoregressiveModel):
+    """Waveform models over integer sample codes. A family implements ``forward``, ``per_step_log_prob`` and ``draw``.
+
+    A clip of T samples is scored from a begin-of-clip input (code ``levels``): the input at
+    position t is sample t-1, so ``log p(x_t | x_<t)`` for every t, the first included. Batches for
+    training and evaluation are ``[N, 2, W]`` code rows (inputs; targets with -1 where not scored),
+    built by ``prepare_dataset``; so cropped training windows and whole test clips share one loss.
+    Sampling draws all its uniforms from the generator up front, so the naive path and a family's
+    cached path (``generation_state``/``next_params``) consume randomness identically.
+    """
+
+    modality: ClassVar[str] = "audio"
+    eval_chunk: ClassVar[int] = 1 << 17  # samples per forward when scoring without gradients (bounds memory)
+
+    @property
+    def space(self) -> AudioSpace:
+        c = self.config
+        return AudioSpace(c.sample_rate, c.levels, "mu-law" if getattr(c, "output", "mu-law") == "mu-law" else "linear")
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def bos(self) -> int:
+        return self.space.levels
+
+    @property
+    def receptive_field(self) -> int:
+        """How many past samples a prediction can depend on."""
+        raise NotImplementedError
+
+    # ---- hooks a family implements
+    def forward(self, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Output parameters ``[N, W, P]`` for input codes ``[N, W]`` (values 0..levels, ``levels`` = begin of clip)."""
+        raise NotImplementedError
+
+    def per_step_log_prob(self, inputs: torch.Tensor, targets: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """``log p(target_t | inputs_<=t)`` in float32 nats ``[N, W]``, differentiable; targets < 0 give 0."""
+        raise NotImplementedError
+
+    def draw(self, params: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Codes ``[N]`` drawn from output parameters ``[N, P]`` by inverse CDF with ``uniforms [N, 2]``."""
+        raise NotImplementedError
+
+    def generation_state(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None) -> Any:
+        """Caches carried from sample to sample, already fed ``codes[:, :first]``; the default keeps none."""
+        return None
+
+    def next_params(self, codes: torch.Tensor, t: int, cond: torch.Tensor | None, state: Any) -> torch.Tensor:
+        """Output parameters ``[N, P]`` for sample ``t`` given ``codes[:, :t]``.
+
+        With ``state`` None this is the naive path: one forward over the receptive field (exact,
+        since nothing older can reach position t), the reference the cached path is tested against.
+        """
+        start = max(0, t - self.receptive_field + 1)
+        inputs = codes[:, max(0, start - 1) : t]
+        if start == 0:
+            inputs = torch.cat([torch.full_like(codes[:, :1], self.bos), inputs], dim=1)
+        return self(inputs, cond)[:, -1]
+
+    # ---- helpers
+    def _waveforms(self, x: Any, name: str, sample_rate: int | None, resample: bool) -> tuple[list[torch.Tensor], bool]:
+        """Validated clips (a list of ``[T]`` tensors) and whether the input was a list of clips of any lengths."""
+        if isinstance(x, (list, tuple)):
+            if not x:
+                raise InvalidInputError(f"{name} is an empty list; give a waveform [N, T] or a list of [T] waveforms")
+            return [self._single(w, f"{name}[{i}]", sample_rate, resample) for i, w in enumerate(x)], True
+        return list(self.space.validate(x, name=name, sample_rate=sample_rate, resample=resample)), False
+
+    def _single(self, w: Any, name: str, sample_rate: int | None, resample: bool) -> torch.Tensor:
+        wave = self.space.validate(w, name=name, sample_rate=sample_rate, resample=resample)
+        if wave.shape[0] != 1:
+            raise InvalidInputError(f"{name} holds {wave.shape[0]} clips; a list entry must be one mono waveform [T]")
+        return wave[0]
+
+    def _rows(self, clips: list[torch.Tensor]) -> torch.Tensor:
+        from .data import AudioClip, AudioCodes, pack_windows
+
+        codes = AudioCodes([AudioClip(c, self.sample_rate, "", None) for c in clips], self.space)  # type: ignore[arg-type]
+        return pack_windows(codes, [(i, 0, len(c)) for i, c in enumerate(clips)], 0, self.bos)
+
+    def _scores(self, rows: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample log-probabilities ``[N, W]`` of packed rows, in chunks of at most ``eval_chunk`` samples when not training."""
+        rows = rows.to(self.device)
+        if torch.is_grad_enabled():
+            return self.per_step_log_prob(rows[:, 0], rows[:, 1], cond)
+        out = torch.zeros(rows.shape[0], rows.shape[2], device=self.device)
+        per = max(1, self.eval_chunk // max(1, rows.shape[2]))
+        for lo in range(0, rows.shape[0], per):
+            part = rows[lo : lo + per]
+            width = int((part[:, 1] >= 0).nonzero()[:, 1].max()) + 1 if bool((part[:, 1] >= 0).any()) else 1
+            c = None if cond is None else cond[lo : lo + per]
+            out[lo : lo + per, :width] = self.per_step_log_prob(part[:, 0, :width], part[:, 1, :width], c).float()
+        return out
+
+    # ---- contract
+    def dims(self, x: Any) -> int | torch.Tensor:
+        """Samples per clip: an int for a tensor batch, a float tensor for a list of clips."""
+        if isinstance(x, (list, tuple)):
+            return torch.tensor([float(torch.as_tensor(w).shape[-1]) for w in x])
+        return int(torch.as_tensor(x).shape[-1])
+
+    def bits_per_sample(self, x: Any, *, condition: Condition = None, sample_rate: int | None = None, resample: bool = False) -> torch.Tensor:
+        """Negative log-likelihood in bits per sample, ``[N]``."""
+        return -self.log_prob(x, condition=condition, sample_rate=sample_rate, resample=resample) / (self.dims(x) * math.log(2))
+
+    def example_batch(self, n: int) -> torch.Tensor:
+        """``n`` random valid waveforms of 50 ms: a cheap input for smoke tests and publish-time validation."""
+        g = torch.Generator().manual_seed(0)
+        return torch.rand(n, max(2, self.sample_rate // 20), generator=g) * 1.8 - 0.9
+
+    def training_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
+        rows, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        cond = None if self.num_conditions == 0 or cond is None else cond.to(self.device).long()
+        lp = self._scores(rows, cond)
+        return -lp.sum(), int((rows[:, 1] >= 0).sum())
+
+    def prepare_dataset(self, raw: Any, *, train: bool) -> Any:
+        """Clips (``AudioClip``s in memory or ``AudioFile``s on disk) as random training windows or whole test clips."""
+        from .data import AudioClipSet, AudioCodes, AudioWindows
+        from .errors import DatasetError
+
+        speakers = None
+        if self.num_conditions:
+            unknown = sorted({c.speaker for c in raw} - set(self.labels))
+            if unknown:
+                raise DatasetError(f"the dataset has speaker(s) {unknown} that this model does not know; its labels are {self.labels}")
+            speakers = torch.tensor([self.labels.index(c.speaker) for c in raw])
+        codes = AudioCodes(list(raw), self.space)
+        if not train:
+            return AudioClipSet(codes, speakers, self.bos)
+        length = getattr(self.config, "train_samples", None) or 4000
+        return AudioWindows(codes, speakers, length, self.receptive_field - 1, self.bos)
+
+    @torch.inference_mode()
+    def log_prob(self, x: Any, *, condition: Condition = None, per_dim: bool = False, sample_rate: int | None = None,
+                 resample: bool = False) -> torch.Tensor:
+        """Nats per clip ``[N]`` (``per_dim``: each sample's ``[N, T]``, NaN-padded for a list of clips of different lengths).
+
+        ``x`` is a waveform ``[N, T]``/``[T]`` or a list of ``[T]`` waveforms; ``sample_rate`` says its rate
+        (default: the model's); a different rate needs ``resample=True``.
+        """
+        clips, _ = self._waveforms(x, "waveform", sample_rate, resample)
+        cond = self.condition_ids(condition, len(clips))
+        rows = self._rows(clips)
+        lp = self._scores(rows, cond).cpu()
+        if per_dim:
+            return lp.masked_fill(rows[:, 1] < 0, float("nan"))
+        return lp.sum(1)
+
+    @torch.inference_mode()
+    def sample(self, n: int, *, seconds: float = 1.0, samples: int | None = None, condition: Condition = None,
+               temperature: float = 1.0, generator: torch.Generator | None = None, progress: bool | None = None,
+               naive: bool = False) -> torch.Tensor:
+        """Draw ``n`` clips of ``seconds`` (or exactly ``samples``) as float32 ``[n, T]`` in [-1, 1]."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InvalidInputError(f"n must be a positive int, got {n!r}")
+        length = self._length(seconds, samples)
+        codes = torch.zeros(n, length, dtype=torch.long, device=self.device)
+        self._fill(codes, 0, condition, temperature, generator, progress, naive)
+        return self.space.decode(codes).cpu()
+
+    @torch.inference_mode()
+    def complete(self, prefix: Any, *, seconds: float = 1.0, samples: int | None = None, condition: Condition = None,
+                 temperature: float = 1.0, generator: torch.Generator | None = None, progress: bool | None = None,
+                 naive: bool = False, sample_rate: int | None = None, resample: bool = False) -> torch.Tensor:
+        """Each prefix ``[N, T]`` followed by ``seconds`` more: ``[N, T + new]``, the prefix returned unchanged."""
+        wave = self.space.validate(prefix, name="prefix", sample_rate=sample_rate, resample=resample)
+        new = self._length(seconds, samples, allow_zero=True)
+        codes = torch.zeros(wave.shape[0], wave.shape[1] + new, dtype=torch.long, device=self.device)
+        codes[:, : wave.shape[1]] = self.space.encode(wave).to(self.device)
+        self._fill(codes, wave.shape[1], condition, temperature, generator, progress, naive)
+        return torch.cat([wave, self.space.decode(codes[:, wave.shape[1] :]).cpu()], dim=1)
+
+    def _length(self, seconds: float, samples: int | None, allow_zero: bool = False) -> int:
+        if samples is not None:
+            if not isinstance(samples, int) or samples < (0 if allow_zero else 1):
+                raise InvalidInputError(f"samples must be a {'non-negative' if allow_zero else 'positive'} int, got {samples!r}")
+            return samples
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+            raise InvalidInputError(f"seconds must be a {'non-negative' if allow_zero else 'positive'} number, got {seconds!r}")
+        return round(seconds * self.sample_rate)
+
+    def _fill(self, codes: torch.Tensor, first: int, condition: Condition, temperature: float,
+              generator: torch.Generator | None, progress: bool | None, naive: bool) -> None:
+        _check_sampling(temperature, None, None)
+        cond = self.condition_ids(condition, codes.shape[0])
+        total = codes.shape[1]
+        uniforms = torch.rand(max(0, total - first), codes.shape[0], 2, generator=generator, device=codes.device)
+        state = None if naive else self.generation_state(codes, first, cond)
+        with _progress(total - first, progress, f"sampling {self.family}", unit="sample") as bar:
+            self.sample_codes(codes, first, cond, float(temperature), uniforms, state, bar)
+
+    def sample_codes(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None, temperature: float,
+                     uniforms: torch.Tensor, state: Any, bar: Any) -> None:
+        """Draw ``codes[:, first:]`` in place, sample t with ``uniforms[t - first]``: one ``next_params`` per sample.
+
+        A family may override it to run its cached loop without per-sample Python calls.
+        """
+        for t in range(first, codes.shape[1]):
+            codes[:, t] = self.draw(self.next_params(codes, t, cond, state), uniforms[t - first], temperature)
+            bar.update(1)

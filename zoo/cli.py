@@ -39,21 +39,24 @@ def _parser() -> argparse.ArgumentParser:
     def sampling_args(s: argparse.ArgumentParser) -> None:
         s.add_argument("--seed", type=int, default=None)
         s.add_argument("--temperature", type=float, default=1.0)
-        s.add_argument("--condition", help="class/speaker name or id (conditional models)")
-        s.add_argument("-o", "--output", help="output file: .png grid for images (required), .txt for text (default: print)")
+        s.add_argument("--condition", "--speaker", dest="condition", help="class/speaker name or id (conditional models)")
+        s.add_argument("-o", "--output", help="output file: .png grid for images (required), .txt for text (default: print), "
+                       ".wav/.flac for audio (required; -n > 1 adds _0, _1, ... to the name)")
+        s.add_argument("--seconds", type=float, default=1.0, help="audio: seconds to generate")
+        s.add_argument("--spectrogram", metavar="PNG", help="audio: also write the log-magnitude spectrogram of the (first) clip")
         s.add_argument("--max-new-chars", type=int, default=200, help="text: characters to generate")
         s.add_argument("--top-k", type=int, help="text: sample among the k most likely characters")
         s.add_argument("--top-p", type=float, help="text: nucleus sampling mass")
         s.add_argument("--stop", help="text: stop a sample once it ends with this string")
 
-    s = sub.add_parser("sample", help="draw samples and write an image grid")
+    s = sub.add_parser("sample", help="draw samples: an image grid, texts, or audio files")
     model_args(s)
-    s.add_argument("-n", type=int, default=16, help="number of samples")
+    s.add_argument("-n", type=int, default=None, help="number of samples (default: 16 images or texts, 1 audio clip)")
     sampling_args(s)
 
-    s = sub.add_parser("complete", help="finish an image from its top rows, or continue a text prompt")
+    s = sub.add_parser("complete", help="finish an image from its top rows, continue a text prompt or an audio prefix")
     model_args(s)
-    s.add_argument("--input", help="image models: an image of the model's size")
+    s.add_argument("--input", help="image models: an image of the model's size; audio models: a .wav/.flac prefix")
     s.add_argument("--rows", type=int, help="image models: rows kept from the input")
     s.add_argument("--prompt", help="text models: the text to continue")
     s.add_argument("-n", type=int, default=1, help="completions per input")
@@ -62,10 +65,10 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="exact log-likelihood of files or text (nats and bits/dim)")
     model_args(s)
-    s.add_argument("--input", nargs="+", default=[], help="image files of the model's size, or text files")
+    s.add_argument("--input", nargs="+", default=[], help="image files of the model's size, text files, or .wav/.flac files")
     s.add_argument("--text", help="text models: a string to score")
     s.add_argument("--binarize", action="store_true", help="threshold grey levels at 128 for binary models")
-    s.add_argument("--condition")
+    s.add_argument("--condition", "--speaker", dest="condition", help="class/speaker name or id (conditional models)")
 
     s = sub.add_parser("eval", help="exact NLL of a dataset split (the numbers in model cards)")
     model_args(s)
@@ -188,10 +191,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "cache":
         return _cache(args)
     model = _load(args)
+    if args.command == "sample" and args.n is None:
+        args.n = 1 if model.modality == "audio" else 16
     if args.command == "eval":
         return _eval(args, model)
     if model.modality == "text":
         return _text_command(args, model)
+    if model.modality == "audio":
+        return _audio_command(args, model)
     return _image_command(args, model)
 
 
@@ -252,6 +259,64 @@ def _text_command(args: argparse.Namespace, model: Any) -> int:
     else:
         sys.stdout.write(output)
     return 0
+
+
+def _audio_command(args: argparse.Namespace, model: Any) -> int:
+    from .spaces import read_audio, write_audio
+
+    if args.command == "score":
+        if not args.input:
+            raise InvalidInputError("pass --input FILES (.wav or .flac)")
+        clips = [_read_clip(path, model, read_audio) for path in args.input]
+        lp = model.log_prob(clips, condition=_condition(args.condition))
+        for path, clip, value in zip(args.input, clips, lp.tolist(), strict=True):
+            print(f"{path}\t{-value:.2f} nats\t{-value / len(clip) / math.log(2):.5f} bits/sample\t{len(clip)} samples")
+        return 0
+    if not args.output:
+        raise InvalidInputError("audio models write sound files: pass -o FILE.wav (or .flac)")
+    options = dict(seconds=args.seconds, condition=_condition(args.condition), temperature=args.temperature,
+                   generator=_generator(args.seed, args.device))
+    if args.command == "sample":
+        if args.n < 1:
+            raise InvalidInputError(f"-n must be >= 1, got {args.n}")
+        clips = model.sample(args.n, **options)
+    else:
+        if args.input is None:
+            raise InvalidInputError("audio models continue a recording: pass --input PREFIX.wav")
+        clips = model.complete(_read_clip(args.input, model, read_audio)[None].repeat(args.n, 1), **options)
+    out = Path(args.output)
+    paths = [out] if len(clips) == 1 else [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(len(clips))]
+    for path, clip in zip(paths, clips, strict=True):
+        write_audio(path, clip, model.sample_rate)
+    if args.spectrogram:
+        _write_spectrogram(clips[0], model.sample_rate, args.spectrogram)
+    what = "sample(s)" if args.command == "sample" else f"completion(s) of {args.input}"
+    print(f"wrote {len(clips)} {what} of {clips.shape[1] / model.sample_rate:.2f} s at {model.sample_rate} Hz to "
+          f"{', '.join(map(str, paths))}" + (f"; spectrogram {args.spectrogram}" if args.spectrogram else ""))
+    return 0
+
+
+def _read_clip(path: str, model: Any, read_audio: Any) -> torch.Tensor:
+    """A mono file at the model's rate; other rates are resampled (the file says its rate, so this is safe)."""
+    wave, rate = read_audio(path)
+    if wave.shape[0] != 1:
+        raise InvalidInputError(f"{path} has {wave.shape[0]} channels; this model takes mono audio (mix it down first)")
+    return model.space.validate(wave, name=path, sample_rate=rate, resample=True)[0]
+
+
+def _write_spectrogram(clip: torch.Tensor, sample_rate: int, path: str) -> None:
+    """A log-magnitude spectrogram PNG (low frequencies at the bottom), grey levels over an 80 dB range."""
+    import numpy as np
+    import torchaudio
+    from PIL import Image
+
+    n_fft = max(64, 2 ** round(math.log2(sample_rate * 0.032)))  # ~32 ms windows
+    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4)(clip.float())
+    db = 10 * torch.log10(power.clamp(min=1e-10))
+    db = (db - db.max() + 80).clamp(min=0) / 80
+    pixels = (255 * db.flip(0)).round().to(torch.uint8).numpy()
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    image.resize((max(image.width, 256), max(image.height, 128) * 2), Image.Resampling.NEAREST).save(path)
 
 
 def _read_text(path: str) -> str:

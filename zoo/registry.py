@@ -24,7 +24,13 @@ from .errors import ConfigError, UnknownModelError
 
 PLUGIN_GROUP = "zoo.plugins"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9+._-]*$")
-BUILTIN_FAMILY_MODULES = ("zoo.models.pixelcnn", "zoo.models.pixelcnn_pp", "zoo.models.char_transformer", "zoo.models.char_lstm")
+BUILTIN_FAMILY_MODULES = (
+    "zoo.models.pixelcnn",
+    "zoo.models.pixelcnn_pp",
+    "zoo.models.wavenet",
+    "zoo.models.char_transformer",
+    "zoo.models.char_lstm",
+)
 
 
 class ZooDeprecationWarning(FutureWarning):
@@ -238,7 +244,9 @@ def model_info(name: str) -> dict[str, Any]:
     """The entry of ``name`` (or an alias) with its family, modality and metadata, as a plain dict."""
     entry = REGISTRY.entry(name)
     info = entry.to_dict()
-    info["modality"] = REGISTRY.families[entry.family].modality
+    family = REGISTRY.families[entry.family]
+    info["modality"] = family.modality
+    info.update(getattr(family.cls, "info_from_config", lambda config: {})(entry.config))  # e.g. WaveNet's receptive field
     return info
 
 

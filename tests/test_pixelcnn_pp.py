@@ -1,0 +1,232 @@
+"""PixelCNN++: causality of both streams, an exactly normalised mixture, fast sampling equal to naive, conversion."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.errors import ConfigError, InvalidInputError
+from zoo.models.pixelcnn_pp import FastSampler, dependency_maps, mixture_log_probs
+
+TINY = dict(height=8, width=8, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0)
+CONFIGS = {
+    "rgb": TINY,
+    "grey-deeper": dict(TINY, channels=1, nr_resnet=2, height=12, nr_logistic_mix=3),
+    "conditional": dict(TINY, labels=["cat", "dog"]),
+}
+
+
+def random_model(**overrides) -> zoo.AutoregressiveModel:
+    torch.manual_seed(0)
+    model = zoo.build("pixelcnn++", None, **overrides).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # far from initialisation, so every path carries signal
+            p.normal_(0, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("name", ["rgb", "grey-deeper"])
+def test_no_output_sees_the_current_or_a_later_subpixel(name):
+    """d log p(x[c, i, j] | x_<) / d input is zero for every later pixel and later channel of the same pixel."""
+    model = random_model(**CONFIGS[name])
+    c_, h, w = model.space.shape
+    x = model.space.to_unit(model.example_batch(1)).requires_grad_(True)
+    order = torch.arange(h * w).view(h, w)
+    for i, j in [(0, 0), (0, w - 1), (h // 2, w // 2), (h - 1, 0), (h - 1, w - 1)]:
+        for c in range(c_):
+            x.grad = None
+            # The network input and the scored target are separated: only the input may not see the future.
+            target = x.detach()
+            mixture_log_probs(model(x), target, model.config.nr_logistic_mix)[0, c, i, j].backward()
+            seen = x.grad[0].abs() > 0
+            later_pixel = order > order[i, j]
+            assert not seen[:, later_pixel].any(), f"output ({c},{i},{j}) sees a later pixel"
+            assert not seen[:, i, j].any(), f"the network output at ({i},{j}) sees the pixel itself"
+            assert seen[:, order < order[i, j]].any() or (i, j) == (0, 0)
+    # The channel coupling: the likelihood of G depends on R of the same pixel, R's never on G or B.
+    target = model.space.to_unit(model.example_batch(1)).requires_grad_(True)
+    params = model(target.detach())
+    lp = mixture_log_probs(params, target, model.config.nr_logistic_mix)
+    if c_ == 3:
+        grad_r = torch.autograd.grad(lp[0, 0, 3, 3], target, retain_graph=True)[0][0, :, 3, 3]
+        grad_g = torch.autograd.grad(lp[0, 1, 3, 3], target, retain_graph=True)[0][0, :, 3, 3]
+        assert grad_r[1:].abs().sum() == 0 and grad_g[0] != 0 and grad_g[2] == 0
+
+
+def test_both_streams_have_the_receptive_field_they_claim():
+    """The u stream sees only rows above; ul also the pixels to the left in the current row."""
+    model = random_model(**TINY)
+    ops = model.graph()
+    deps = dependency_maps(ops, 8, 8)
+    w = 8
+    u_init, ul_init = deps[ops[0].out][0, 0], deps[ops[3].out][0, 0]
+    assert (u_init[0] == -1).all() and (u_init[3, :] <= 2 * w + w - 1).all()  # row 3: at most the end of row 2
+    assert ul_init[3, 4] == 3 * w + 3  # up to the pixel to its left
+    out = deps["output"][0, 0]
+    previous = torch.arange(64, dtype=out.dtype).view(8, 8) - 1
+    assert (out <= previous).all()  # causal: at most the pixel before
+    assert torch.equal(out[:, 1:], previous[:, 1:])  # and the ul stream always sees the pixel to the left
+
+
+def test_mixture_is_normalised_per_channel():
+    """For one pixel: the 256 values of R sum to 1; for a fixed R the 256 values of G sum to 1; the same for B."""
+    model = random_model(**TINY)
+    with torch.no_grad():
+        params = model(model.space.to_unit(model.example_batch(1)))[:, :, 2:3, 5:6].expand(256, -1, -1, -1)
+    grid = torch.arange(256) / 127.5 - 1
+    for c, fixed in [(0, (0.0, 0.0)), (1, (0.4, 0.0)), (2, (-0.2, 0.7))]:
+        x = torch.zeros(256, 3, 1, 1)
+        x[:, 0], x[:, 1] = fixed
+        x[:, c, 0, 0] = grid
+        total = mixture_log_probs(params, x, 2)[:, c, 0, 0].exp().sum()
+        assert abs(total.item() - 1) < 1e-4
+
+
+def test_per_channel_conditionals_sum_to_the_reference_joint():
+    """Sum over channels equals log sum_k pi_k prod_c p_k(x_c | x_<c), written out directly."""
+    torch.manual_seed(0)
+    model = zoo.build("pixelcnn++", None, **TINY).eval()  # default init: no bin falls under the 1e-5 fallback
+    levels = model.example_batch(2)
+    lp = model.log_prob(levels, per_dim=True)
+    params = model(model.space.to_unit(levels)).double()
+    x = model.space.to_unit(levels).double()
+    m = 2
+    logits, rest = params[:, :m], params[:, m:].reshape(2, 3, 3, m, 8, 8)
+    means, log_s, coef = rest[:, :, 0], rest[:, :, 1].clamp(min=-7), rest[:, :, 2].tanh()
+    total = F.log_softmax(logits, 1)
+    for c in range(3):
+        mean = means[:, c] + sum(coef[:, i] * x[:, k, None] for i, k in {0: [], 1: [(0, 0)], 2: [(1, 0), (2, 1)]}[c])
+        centred = x[:, c, None] - mean
+        upper = torch.where(x[:, c, None] > 0.999, torch.ones_like(centred), torch.sigmoid((centred + 1 / 255) / log_s[:, c].exp()))
+        lower = torch.where(x[:, c, None] < -0.999, torch.zeros_like(centred), torch.sigmoid((centred - 1 / 255) / log_s[:, c].exp()))
+        total = total + torch.log(upper - lower)
+    joint = torch.logsumexp(total, 1)
+    torch.testing.assert_close(lp.sum(1).double(), joint, rtol=1e-4, atol=1e-3)
+    assert math.isclose(float(lp.sum()), float(model.log_prob(levels).sum()), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fast_sampling_equals_naive_sampling(name):
+    model = random_model(**CONFIGS[name])
+    condition = ["dog", "cat"] if "labels" in CONFIGS[name] else None
+    draw = lambda naive: model.sample(2, condition=condition, generator=torch.Generator().manual_seed(5), naive=naive)  # noqa: E731
+    fast = draw(False)
+    assert torch.equal(fast, draw(True))
+    assert fast.float().std() > 10  # random weights: a spread of values, not a constant image
+
+
+def test_fast_sampler_caches_equal_a_full_forward():
+    """After the last pixel, every cached activation equals the full forward on the final image."""
+    model = random_model(**TINY)
+    levels = model.example_batch(2).long()
+    state = FastSampler(model, torch.zeros_like(levels), None, 0)
+    for i in range(8):
+        for j in range(8):
+            state.set_pixel(i, j, model.space.to_unit(levels[:, :, i, j]))
+    x = model.space.to_unit(levels)
+    torch.testing.assert_close(state.acts["output"], model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_complete_keeps_known_rows_and_matches_naive():
+    model = random_model(**TINY)
+    x = model.example_batch(2)
+    out = model.complete(x, rows=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out[:, :, :3], x[:, :, :3])
+    assert torch.equal(out, model.complete(x, rows=3, generator=torch.Generator().manual_seed(1), naive=True))
+
+
+def test_conditioning_changes_the_distribution_and_checks_labels():
+    model = random_model(**CONFIGS["conditional"])
+    x = model.example_batch(2)
+    assert not torch.allclose(model.log_prob(x, condition="cat"), model.log_prob(x, condition="dog"))
+    with pytest.raises(InvalidInputError, match="unknown condition 'bird'"):
+        model.log_prob(x, condition="bird")
+    with pytest.raises(InvalidInputError, match="conditional"):
+        model.sample(1)
+
+
+def test_bad_inputs_and_configs_are_named():
+    model = random_model(**TINY)
+    with pytest.raises(InvalidInputError, match="shape"):
+        model.log_prob(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(InvalidInputError, match="integer levels"):
+        model.log_prob(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ConfigError, match="multiples of 4"):
+        zoo.build("pixelcnn++", None, **dict(TINY, height=6))
+    with pytest.raises(ConfigError, match="levels must be 256"):
+        zoo.build("pixelcnn++", None, **dict(TINY, levels=2))
+
+
+def test_training_loss_is_bits_per_dim_and_learns():
+    model = random_model(**TINY).train()
+    x = model.example_batch(4)
+    nats, dims = model.training_loss((x, None))
+    assert dims == x.numel() and nats > 0
+    torch.testing.assert_close(nats / dims / math.log(2), model.eval().bits_per_dim(x).mean(), rtol=1e-4, atol=1e-4)
+
+
+def test_paper_config_has_the_published_size():
+    model = zoo.build("pixelcnn++", "paper")
+    c = model.config
+    assert (c.nr_resnet, c.nr_filters, c.nr_logistic_mix, c.dropout) == (5, 160, 10, 0.5)
+    assert 50e6 < model.num_parameters() < 56e6  # the paper's CIFAR-10 model: about 53M parameters
+
+
+# ------------------------------------------------------------------------ conversion
+spec = importlib.util.spec_from_file_location("convert_pixelcnn_pp", Path(__file__).parent.parent / "tools" / "convert_pixelcnn_pp.py")
+convert_pixelcnn_pp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(convert_pixelcnn_pp)
+
+# Parameter names written out from pclucas14/pixel-cnn-pp's model.py/layers.py (legacy weight_norm,
+# nin as a Linear called lin_a, conv/deconv attributes), wrapped by nn.DataParallel.
+REFERENCE_KEYS = [
+    "module.u_init.conv.weight_g", "module.u_init.conv.weight_v", "module.u_init.conv.bias",
+    "module.ul_init.1.conv.weight_v", "module.up_layers.0.u_stream.0.conv_input.conv.weight_v",
+    "module.up_layers.2.ul_stream.0.nin_skip.lin_a.weight_g", "module.down_layers.1.ul_stream.1.nin_skip.lin_a.weight_v",
+    "module.downsize_ul_stream.1.conv.weight_g", "module.upsize_u_stream.0.deconv.weight_g",
+    "module.upsize_ul_stream.1.deconv.bias", "module.nin_out.lin_a.weight_v",
+]
+
+
+def reference_layout(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights under the reference's names: legacy torch.nn.utils.weight_norm, DataParallel prefix."""
+    from dataclasses import asdict
+
+    from torch.nn.utils import parametrize
+
+    legacy = zoo.build("pixelcnn++", None, **asdict(model.config))  # (deepcopy mishandles parametrized modules)
+    legacy.load_state_dict(model.state_dict())
+    for module in list(legacy.modules()):
+        if parametrize.is_parametrized(module, "weight"):
+            g = module.parametrizations.weight.original0.detach().clone()
+            v = module.parametrizations.weight.original1.detach().clone()
+            parametrize.remove_parametrizations(module, "weight")
+            torch.nn.utils.weight_norm(module, dim=0)
+            module.weight_g.data.copy_(g)
+            module.weight_v.data.copy_(v)
+    return {f"module.{k}": v for k, v in legacy.state_dict().items()}
+
+
+def test_reference_state_dict_converts_into_the_same_function(tmp_path):
+    model = random_model(**dict(TINY, height=32, width=32, nr_resnet=2, nr_logistic_mix=3))
+    state = reference_layout(model)
+    assert set(REFERENCE_KEYS) <= set(state)
+    assert not any("parametrizations" in k for k in state)
+    converted = convert_pixelcnn_pp.convert(state)
+    assert (converted.config.nr_resnet, converted.config.nr_filters, converted.config.nr_logistic_mix) == (2, 8, 3)
+    x = model.example_batch(2)
+    torch.testing.assert_close(converted.log_prob(x), model.log_prob(x))
+    converted.save_pretrained(tmp_path / "converted")
+    reloaded = zoo.load(f"local-dir:{tmp_path / 'converted'}")
+    torch.testing.assert_close(reloaded.log_prob(x), model.log_prob(x))
+    # Without the DataParallel prefix too; a foreign key is refused rather than dropped.
+    plain = {k.removeprefix("module."): v for k, v in state.items()}
+    torch.testing.assert_close(convert_pixelcnn_pp.convert(plain).log_prob(x), model.log_prob(x))
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        convert_pixelcnn_pp.convert({**plain, "extra.weight": torch.zeros(1)})

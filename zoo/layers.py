@@ -1,4 +1,4 @@
-"""Building blocks shared by the image families: causal (masked) convolutions."""
+"""Building blocks shared by the image families: causal (masked) convolutions, gated units, skewing."""
 
 from __future__ import annotations
 
@@ -47,3 +47,66 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def centre_tap_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, mask_type: str) -> torch.Tensor:
+    """``[out, in]`` mask of the tap at the current pixel, from each channel's colour group.
+
+    Takes explicit group vectors so gated layers can give both halves of a ``tanh x sigmoid`` pair
+    (or the four LSTM gates) the same group: otherwise a gate of colour G could be driven by B.
+    """
+    if mask_type not in ("A", "B"):
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    og, ig = out_groups[:, None], in_groups[None, :]
+    return (ig < og if mask_type == "A" else ig <= og).float()
+
+
+def paired_groups(channels: int, groups: int, copies: int) -> torch.Tensor:
+    """Colour groups of ``copies`` stacked blocks of ``channels`` (gate pre-activations), each grouped alike."""
+    return channel_groups(channels, groups).repeat(copies)
+
+
+def gated_activation(x: torch.Tensor) -> torch.Tensor:
+    """``tanh(a) * sigmoid(b)`` for ``x = [a, b]`` split on channels: the gated unit of Gated PixelCNN / WaveNet."""
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+def skew(x: torch.Tensor) -> torch.Tensor:
+    """``[N, C, H, W] -> [N, C, H, W + H - 1]``, row ``i`` shifted right by ``i`` (PixelRNN's Diagonal BiLSTM).
+
+    Each diagonal of the image becomes a column, so a column-wise recurrence visits pixels
+    whose context (left and above) is already computed.
+    """
+    n, c, h, w = x.shape
+    # Rows padded to length W + H, read back as rows of length W + H - 1: row i starts i later.
+    flat = F.pad(x, (0, h)).flatten(2)
+    return flat[:, :, : h * (w + h - 1)].view(n, c, h, w + h - 1)
+
+
+def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Inverse of :func:`skew`: ``[N, C, H, W + H - 1] -> [N, C, H, W]``."""
+    n, c, h, _ = x.shape
+    flat = x.flatten(2)  # row i's pixels start at i * (W + H - 1) + i
+    flat = F.pad(flat, (0, h))
+    return flat.view(n, c, h, width + h)[:, :, :, :width]
+
+
+class RowMaskedConv2d(nn.Conv2d):
+    """A ``1 x (k//2+1)`` convolution over the current pixel and the ``k//2`` left of it, same size.
+
+    Only the current-pixel tap is channel-group masked (``A``/``B`` by :func:`centre_tap_mask`);
+    explicit group vectors let gate pre-activations keep one group per gate pair. Used by Gated
+    PixelCNN's horizontal stack and PixelRNN's input-to-state convolutions.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str,
+                 in_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
+        super().__init__(in_channels, out_channels, (1, kernel_size // 2 + 1))
+        mask = torch.ones_like(self.weight)
+        mask[:, :, 0, -1] = centre_tap_mask(out_groups, in_groups, mask_type)
+        self.register_buffer("mask", mask, persistent=False)
+        self.left = kernel_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (self.left, 0)), self.weight * self.mask, self.bias)

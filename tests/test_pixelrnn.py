@@ -1,0 +1,149 @@
+"""PixelRNN (Row LSTM, Diagonal BiLSTM): skewing, causality, state-carrying sampling, normalisation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import zoo
+from zoo.layers import skew, unskew
+
+KINDS = {"diagonal": "tiny", "row": "tiny-row-lstm"}
+
+
+def tiny_rnn(kind: str = "diagonal", open_relus: bool = False, **overrides):
+    """A tiny PixelRNN with random weights; ``open_relus`` shifts biases up so no output ReLU is dead everywhere."""
+    model = zoo.build("pixelrnn", KINDS[kind], **overrides)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0, 0.3)
+            if open_relus and name.endswith("bias"):
+                p.add_(2.0)
+    return model.eval()
+
+
+def dependencies(model):
+    c, h, w = model.space.shape
+    x = torch.randn(1, c, h, w, requires_grad=True)
+    logits = model(x)
+    dims = list(itertools.product(range(h), range(w), range(c)))
+    seen = {}
+    for r, col, ch in dims:
+        (grad,) = torch.autograd.grad(logits[0, ch, :, r, col].sum(), x, retain_graph=True)
+        seen[(r, col, ch)] = {(r2, c2, ch2) for r2, c2, ch2 in dims if grad[0, ch2, r2, c2] != 0}
+    return dims, seen
+
+
+def test_skew_unskew_round_trip():
+    x = torch.randn(2, 3, 5, 7)
+    s = skew(x)
+    assert s.shape == (2, 3, 5, 11)
+    for i, j in itertools.product(range(5), range(7)):
+        assert torch.equal(s[:, :, i, i + j], x[:, :, i, j])
+    assert int((s != 0).sum()) == x.numel()  # everything else is zero padding
+    assert torch.equal(unskew(s, 7), x)
+    assert torch.equal(unskew(skew(x[:, :, :1]), 7), x[:, :, :1])
+
+
+SHAPES = [dict(channels=1, levels=2), dict(channels=3, levels=256), dict(channels=3, levels=2)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("overrides", SHAPES, ids=lambda c: f"C{c['channels']}-L{c['levels']}")
+def test_no_output_sees_its_present_or_future(kind, overrides):
+    model = tiny_rnn(kind, open_relus=True, **overrides)
+    dims, seen = dependencies(model)
+    for i, dim in enumerate(dims):
+        assert seen[dim] <= set(dims[:i]), f"output {dim} sees {seen[dim] - set(dims[:i])}"
+        r, col, ch = dim  # the pixels left and above and, within a pixel, every earlier colour always matter
+        assert col == 0 or (r, col - 1, 0) in seen[dim]
+        assert r == 0 or (r - 1, col, 0) in seen[dim]
+        assert {(r, col, c2) for c2 in range(ch)} <= seen[dim]
+
+
+def test_diagonal_bilstm_field_is_everything_before_but_one_corner():
+    """The Diagonal BiLSTM sees every earlier dim, up-right pixels included, save one: like every mask-B
+    feature, the right-to-left direction's input at (r-1, W-1) excludes that pixel's last colour, which
+    then reaches (r, c) only through the input convolution (so columns c < W-1-k//2 miss it)."""
+    model = tiny_rnn("diagonal", open_relus=True, channels=3, levels=2)
+    dims, seen = dependencies(model)
+    w, reach = model.config.width, model.config.input_kernel // 2
+    for i, (r, col, ch) in enumerate(dims):
+        gap = {(r - 1, w - 1, 2)} if r >= 1 and w - 1 > col + reach else set()
+        assert seen[(r, col, ch)] == set(dims[:i]) - gap
+
+
+def test_row_lstm_field_is_the_triangle_above():
+    """Row LSTM: the row above through a 3-wide state-to-state kernel, so (1, 0) sees (0, 1) but not (0, 3)."""
+    model = tiny_rnn("row", open_relus=True)
+    _, seen = dependencies(model)
+    assert (0, 1, 0) in seen[(1, 0, 0)] and (0, 3, 0) not in seen[(1, 0, 0)]
+    assert (0, 3, 0) in seen[(3, 0, 0)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("overrides", SHAPES[:2], ids=lambda c: f"C{c['channels']}-L{c['levels']}")
+@pytest.mark.parametrize("rows", [0, 1, 3])
+def test_state_carrying_sampling_equals_naive(kind, overrides, rows):
+    model = tiny_rnn(kind, **overrides)
+    x = model.example_batch(3)
+    draw = lambda **kw: model.complete(x, rows=rows, generator=torch.Generator().manual_seed(11), **kw)  # noqa: E731
+    fast = draw()
+    assert torch.equal(fast, draw(naive=True))
+    assert torch.equal(fast[:, :, :rows], x[:, :, :rows])
+    assert fast.dtype == torch.uint8 and int(fast.max()) < model.space.levels
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sample_is_seeded(kind):
+    model = tiny_rnn(kind)
+    a = model.sample(4, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (4, 1, 4, 4) and torch.equal(a, model.sample(4, generator=torch.Generator().manual_seed(2)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_probabilities_of_all_binary_2x2_images_sum_to_one(kind):
+    model = tiny_rnn(kind, height=2, width=2)
+    images = torch.tensor(list(itertools.product([0, 1], repeat=4)), dtype=torch.uint8).view(16, 1, 2, 2)
+    assert abs(float(model.log_prob(images).double().exp().sum()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_probabilities_of_all_8bit_1x2_images_sum_to_one(kind):
+    model = tiny_rnn(kind, height=1, width=2, levels=256)
+    grid = torch.cartesian_prod(torch.arange(256), torch.arange(256)).view(-1, 1, 1, 2).to(torch.uint8)
+    assert abs(float(model.log_prob(grid).double().exp().sum()) - 1) < 1e-5
+
+
+def test_per_dim_sums_to_log_prob():
+    model = tiny_rnn()
+    x = model.example_batch(3)
+    assert torch.allclose(model.log_prob(x, per_dim=True).flatten(1).sum(1), model.log_prob(x))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(tmp_path, kind):
+    model = tiny_rnn(kind)
+    model.save_pretrained(tmp_path / "m")
+    loaded = zoo.load(f"local-dir:{tmp_path / 'm'}")
+    assert loaded.config == model.config
+    x = model.example_batch(3)
+    assert torch.equal(loaded.log_prob(x), model.log_prob(x))
+
+
+def test_unconditional_and_config_errors():
+    with pytest.raises(zoo.InvalidInputError, match="unconditional"):
+        tiny_rnn().sample(1, condition="7")
+    with pytest.raises(zoo.ConfigError, match="kind must be one of"):
+        zoo.build("pixelrnn", "tiny", kind="gru")
+    with pytest.raises(zoo.ConfigError, match="unconditional"):
+        zoo.build("pixelrnn", "tiny", labels=["a"])
+
+
+def test_paper_mnist_config():
+    model = zoo.build("pixelrnn", "paper-mnist")
+    c = model.config
+    assert (c.kind, c.n_layers, c.hidden, c.levels, c.height) == ("diagonal-bilstm", 7, 16, 2, 28)
+    assert zoo.build("pixelrnn", "row-lstm-mnist").config.kind == "row-lstm"

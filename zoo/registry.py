@@ -27,6 +27,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9+._-]*$")
 BUILTIN_FAMILY_MODULES = (
     "zoo.models.pixelcnn",
     "zoo.models.pixelcnn_pp",
+    "zoo.models.gated_pixelcnn",
+    "zoo.models.pixelrnn",
     "zoo.models.wavenet",
     "zoo.models.char_transformer",
     "zoo.models.char_lstm",

@@ -75,6 +75,16 @@ def test_fast_generation_equals_naive(overrides):
     assert torch.equal(single, model.sample(1, samples=50, condition="a", generator=g(), naive=True))
 
 
+def test_the_plain_python_loop_gives_the_same_samples_as_torchscript(monkeypatch):
+    import zoo.models.wavenet as wavenet
+
+    model = tiny(**MIXTURE)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    scripted = model.sample(2, samples=80, generator=g())
+    monkeypatch.setattr(wavenet, "_COMPILED", {"draw": wavenet._draw, "loop": wavenet._loop})
+    assert torch.equal(model.sample(2, samples=80, generator=g()), scripted)
+
+
 def test_fast_step_matches_the_network_at_every_position():
     model = tiny(dilations=[1, 2, 4, 8, 1, 3], kernel_size=3)
     x = waveform(2, 60)

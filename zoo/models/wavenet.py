@@ -193,7 +193,7 @@ class WaveNet(AudioModel):
 
     def draw(self, params: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
         mixtures = self.config.mixtures if self.config.output == "logistic-mixture" else 0
-        return _draw(params, uniforms, temperature, self.config.levels, mixtures)
+        return _compiled("draw")(params, uniforms, temperature, self.config.levels, mixtures)
 
     # ------------------------------------------------------------------ fast generation
     def generation_state(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None) -> _Queues:
@@ -299,13 +299,24 @@ def _loop(codes: torch.Tensor, t0: int, stop: int, first: int, uniforms: torch.T
     return history
 
 
-try:  # TorchScript removes Python's per-op overhead (~2x at batch 1); plain Python gives the same results
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.script is deprecated": torch.compile is no substitute here
-        _draw = torch.jit.script(_draw)
-        _loop = torch.jit.script(_loop)
-except Exception:  # pragma: no cover - e.g. no source access in a frozen application
-    pass
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled(name: str) -> Any:
+    """``_draw`` or ``_loop`` under TorchScript, compiled on first use (0.1 s, kept off ``import zoo``).
+
+    TorchScript runs the loop without Python's per-op overhead (~2x at batch 1); where it is
+    unavailable the plain Python functions give the same results, only slower.
+    """
+    if name not in _COMPILED:
+        function = {"draw": _draw, "loop": _loop}[name]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.script is deprecated": torch.compile is no substitute here
+                _COMPILED[name] = torch.jit.script(function)
+        except Exception:  # pragma: no cover - e.g. no source access in a frozen application
+            _COMPILED[name] = function
+    return _COMPILED[name]
 
 
 class _Queues:
@@ -365,7 +376,8 @@ class _Queues:
         """Feed inputs up to time ``stop``; from ``first`` on compute ``self.params`` and, given uniforms, draw into ``codes``."""
         if uniforms is None:
             uniforms = codes.new_zeros(0, codes.shape[0], 2, dtype=torch.float32)
-        self.history = _loop(codes, self.t, stop, first, uniforms, float(temperature), self.mixtures, self.levels, self.k,
-                             self.dilations, self.inputs, self.history, self.read, self.write, self.weights, self.bias,
-                             self.residual, self.gate, self.gate_aug, self.work)
+        loop = _compiled("loop")
+        self.history = loop(codes, self.t, stop, first, uniforms, float(temperature), self.mixtures, self.levels, self.k,
+                            self.dilations, self.inputs, self.history, self.read, self.write, self.weights, self.bias,
+                            self.residual, self.gate, self.gate_aug, self.work)
         self.t = stop

@@ -30,7 +30,7 @@ def test_published_entries_load_verified_and_carry_their_metrics(name):
     assert info["sha256"] and info["params"] and info["metrics"].get("split")
     model = zoo.load(name)
     assert model.num_parameters() == info["params"]
-    scores = model.log_prob(model.example_batch(2))
+    scores = model.log_prob(model.example_batch(2), condition=model.labels[0] if model.labels else None)
     assert scores.shape == (2,) and bool((scores < 0).all())
     card = (data_dir("hub_configs") / name / "README.md").read_text()
     assert "model-index" in card and f"split: {info['metrics']['split']}" in card

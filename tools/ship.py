@@ -99,9 +99,17 @@ def main() -> int:
     elif model.modality == "audio":
         sample_md = _audio_samples(model, args.name, target, args.seed)
     else:
-        _write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
+        if model.labels:  # one row per class
+            per_row = max(1, args.samples // len(model.labels))
+            condition = [label for label in model.labels for _ in range(per_row)]
+            images = model.sample(len(condition), condition=condition, generator=generator, progress=True)
+            _write_grid(images, model, str(target / "samples.png"), nrow=per_row)
+            how = f"{per_row} per class, one row each ({', '.join(model.labels)})"
+        else:
+            _write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
+            how = f"{args.samples} samples, `zoo sample {args.name} -n {args.samples} --seed {args.seed}`"
         upscale_nearest(target / "samples.png", 4)
-        sample_md = [f"![samples](samples.png)  \n{args.samples} samples, `zoo sample {args.name} -n {args.samples} --seed {args.seed}`."]
+        sample_md = [f"![samples](samples.png)  \n{how}."]
 
     entry = entry_from_data(record)
     assert data_dir("hub_configs") / args.name == target

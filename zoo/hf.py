@@ -108,7 +108,7 @@ def publish(
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         commit = api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
                                    commit_message=commit_message or f"Upload zoo checkpoint {repo_id}",
-                                   allow_patterns=["config.json", "model.safetensors", "README.md", "recipe.json", "*.png"])
+                                   allow_patterns=["config.json", "model.safetensors", "README.md", "recipe.json", "*.png", "*.wav"])
         result["revision"] = commit.oid
         return result
 
@@ -123,7 +123,7 @@ def validate_checkpoint(folder: Path) -> None:
     card = folder / "README.md"
     if not card.is_file() or "library_name: zoo" not in card.read_text():
         raise CheckpointError(f"{card} is missing or lacks the model card front matter (library_name: zoo)")
-    scores = model.log_prob(model.example_batch(2))
+    scores = model.log_prob(model.example_batch(2), condition=model.labels[0] if model.labels else None)
     if not all(math.isfinite(v) for v in scores.tolist()):
         raise CheckpointError(f"the checkpoint in {folder} gives non-finite log-likelihoods {scores.tolist()}; not publishing it")
 

@@ -153,7 +153,7 @@ def _load_entry(entry: Entry, *, pretrained: bool, **download: Any) -> Any:
                             remedy="the installed package is damaged: reinstall zoo")
     elif entry.status != "available" or entry.hub_repo is None:
         raise WeightsUnavailableError(
-            f"no weights are published for {entry.name!r} yet ({entry.status}); train them with `zoo train {entry.name}` "
+            f"no weights are published for {entry.name!r} yet ({entry.status}); train them with `zoo train {entry.name} --output runs/{entry.name}` "
             f"or build the architecture untrained with zoo.load({entry.name!r}, pretrained=False)"
         )
     else:

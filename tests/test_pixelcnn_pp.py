@@ -17,7 +17,7 @@ from zoo.models.pixelcnn_pp import FastSampler, dependency_maps, mixture_log_pro
 TINY = dict(height=8, width=8, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0)
 CONFIGS = {
     "rgb": TINY,
-    "grey-deeper": dict(TINY, channels=1, nr_resnet=2, height=12, nr_logistic_mix=3),
+    "grey-deeper": dict(TINY, channels=1, nr_resnet=2, nr_logistic_mix=3),
     "conditional": dict(TINY, labels=["cat", "dog"]),
 }
 

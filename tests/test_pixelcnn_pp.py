@@ -230,3 +230,23 @@ def test_reference_state_dict_converts_into_the_same_function(tmp_path):
     torch.testing.assert_close(convert_pixelcnn_pp.convert(plain).log_prob(x), model.log_prob(x))
     with pytest.raises(RuntimeError, match="Unexpected key"):
         convert_pixelcnn_pp.convert({**plain, "extra.weight": torch.zeros(1)})
+
+
+def test_command_line_completes_and_scores_an_rgb_png(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from zoo.cli import main
+
+    model = random_model(**TINY)
+    model.save_pretrained(tmp_path / "model")
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    name = f"local-dir:{tmp_path / 'model'}"
+    assert main(["complete", name, "--input", str(tmp_path / "in.png"), "--rows", "3", "-n", "2", "-o", str(tmp_path / "out.png")]) == 0
+    assert main(["score", name, "--input", str(tmp_path / "in.png")]) == 0
+    nats = float(capsys.readouterr().out.split("\t")[1].split()[0])
+    negative_log_likelihood = -model.log_prob(torch.from_numpy(pixels).permute(2, 0, 1)).item()
+    assert abs(nats - negative_log_likelihood) < 1e-2
+    with Image.open(tmp_path / "out.png") as grid:
+        assert grid.mode == "RGB"

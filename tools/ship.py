@@ -38,8 +38,12 @@ def upscale_nearest(path: Path, factor: int) -> None:
     big.save(path)
 
 
-def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed: int) -> list[str]:
-    """One second per speaker, each exactly what `zoo sample NAME --speaker S --seconds 1 --seed SEED` writes."""
+def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed: int, real: list) -> list[str]:
+    """One second per speaker, each exactly what `zoo sample NAME --speaker S --seconds 1 --seed SEED` writes.
+
+    ``real`` (the evaluation split's clips) gives the first speaker's first recording for a
+    spectrogram beside the generated one.
+    """
     from zoo.cli import _write_spectrogram
     from zoo.spaces import write_audio
 
@@ -50,8 +54,12 @@ def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed
         lines.append(f"- [{speaker or 'sample'}](sample-{speaker or 'all'}.wav)")
         clips.append(clip)
     _write_spectrogram(clips[0], model.sample_rate, str(target / "spectrogram.png"))
+    recording = next(c for c in real if not model.labels or c.speaker == model.labels[0])
+    _write_spectrogram(recording.waveform[: model.sample_rate], model.sample_rate, str(target / "spectrogram-real.png"))
     speaker_arg = f" --speaker {model.labels[0]}" if model.labels else ""
-    return ["![spectrogram of the first sample](spectrogram.png)", "", "One second per speaker:", "", *lines, "",
+    return [f"Generated (left) and a real test recording, {recording.path.name} (right), log-magnitude spectrograms:", "",
+            "![spectrogram of a generated sample](spectrogram.png) ![spectrogram of a real recording](spectrogram-real.png)",
+            "", "One second per speaker:", "", *lines, "",
             f"`zoo sample {name}{speaker_arg} --seconds 1 --seed {seed} -o sample.wav --spectrogram spectrogram.png`"]
 
 
@@ -97,7 +105,7 @@ def main() -> int:
         sample_md = ["```text", model.complete(args.prompt, max_new_chars=400, generator=generator), "```", "",
                      f"`zoo complete {args.name} --prompt {json.dumps(args.prompt)} --max-new-chars 400 --seed {args.seed}`"]
     elif model.modality == "audio":
-        sample_md = _audio_samples(model, args.name, target, args.seed)
+        sample_md = _audio_samples(model, args.name, target, args.seed, load_dataset(record['dataset'], args.split))
     else:
         if model.labels:  # one row per class
             per_row = max(1, args.samples // len(model.labels))

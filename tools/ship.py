@@ -92,7 +92,7 @@ def main() -> int:
         from audio_entropy import marginal_entropy
 
         baseline = marginal_entropy(model, record["dataset"], args.split)["marginal_entropy_bits_per_sample"]
-        metrics = {"nll_nats": round(result["nll_nats"], 2), "bits_per_dim": round(result["bits_per_dim"], 4),
+        metrics = {"nll_nats": round(result["nll_nats"], 3), "bits_per_dim": round(result["bits_per_dim"], 4),
                    "marginal_entropy_bits": baseline}
     else:
         metrics = {"nll_nats": round(result["nll_nats"], 3), "bits_per_dim": round(result["bits_per_dim"], 5)}

@@ -81,30 +81,31 @@ class DownRightShiftedConv2d(nn.Module):
         return right_shift(x) if self.shift_output_right else x
 
 
-class DownShiftedDeconv2d(nn.Module):
-    """Stride-2 transposed convolution cropped so that an output row only sees input rows at or above it."""
+class ShiftedDeconv2d(nn.Module):
+    """Stride-2 transposed convolution cropped to twice the input size so an output row only sees input rows at or above it.
 
+    ``col_offset`` is where the crop starts in each row: centred (down-shifted) or at the left edge
+    (down-right-shifted). The fast sampler reads the same attribute.
+    """
+
+    def __init__(self, c_in: int, c_out: int, filter_size: tuple[int, int], col_offset: int) -> None:
+        super().__init__()
+        self.filter_size, self.col_offset = filter_size, col_offset
+        self.deconv = weight_norm(nn.ConvTranspose2d(c_in, c_out, filter_size, 2, output_padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2:]
+        return self.deconv(x)[:, :, : 2 * h, self.col_offset : self.col_offset + 2 * w]
+
+
+class DownShiftedDeconv2d(ShiftedDeconv2d):
     def __init__(self, c_in: int, c_out: int, filter_size: tuple[int, int] = (2, 3)) -> None:
-        super().__init__()
-        self.filter_size = filter_size
-        self.deconv = weight_norm(nn.ConvTranspose2d(c_in, c_out, filter_size, 2, output_padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.deconv(x)
-        kh, kw = self.filter_size
-        return x[:, :, : x.shape[2] - kh + 1, (kw - 1) // 2 : x.shape[3] - (kw - 1) // 2]
+        super().__init__(c_in, c_out, filter_size, (filter_size[1] - 1) // 2)
 
 
-class DownRightShiftedDeconv2d(nn.Module):
+class DownRightShiftedDeconv2d(ShiftedDeconv2d):
     def __init__(self, c_in: int, c_out: int, filter_size: tuple[int, int] = (2, 2)) -> None:
-        super().__init__()
-        self.filter_size = filter_size
-        self.deconv = weight_norm(nn.ConvTranspose2d(c_in, c_out, filter_size, 2, output_padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.deconv(x)
-        kh, kw = self.filter_size
-        return x[:, :, : x.shape[2] - kh + 1, : x.shape[3] - kw + 1]
+        super().__init__(c_in, c_out, filter_size, 0)
 
 
 class NIN(nn.Module):
@@ -383,12 +384,7 @@ def _deconv_dependencies(module: nn.Module, dep: torch.Tensor) -> torch.Tensor:
         for b in range(kw):
             view = full[:, :, a : a + 2 * h : 2, b : b + 2 * w : 2]
             torch.maximum(view, dep, out=view)
-    off = _deconv_col_offset(module)
-    return full[:, :, : 2 * h, off : off + 2 * w]
-
-
-def _deconv_col_offset(module: nn.Module) -> int:
-    return (module.filter_size[1] - 1) // 2 if isinstance(module, DownShiftedDeconv2d) else 0
+    return full[:, :, : 2 * h, module.col_offset : module.col_offset + 2 * w]
 
 
 class FastSampler:
@@ -433,7 +429,7 @@ class FastSampler:
         weight, bias = self.weights[id(m)]
         kh, kw = m.filter_size
         if op.kind == "deconv":
-            off = _deconv_col_offset(m)
+            off = m.col_offset
             i0, i1 = max(0, -(-(r0 - kh + 1) // 2)), min(source.shape[2], (r1 - 1) // 2 + 1)
             j0, j1 = max(0, -(-(c0 + off - kw + 1) // 2)), min(source.shape[3], (c1 - 1 + off) // 2 + 1)
             out = F.conv_transpose2d(source[:, :, i0:i1, j0:j1], weight, bias, stride=2)

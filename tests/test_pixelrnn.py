@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.layers import skew, unskew
+from zoo.layers import diagonal_order
 
 KINDS = {"diagonal": "tiny", "row": "tiny-row-lstm"}
 
@@ -37,14 +37,21 @@ def dependencies(model):
 
 
 def test_skew_unskew_round_trip():
-    x = torch.randn(2, 3, 5, 7)
-    s = skew(x)
-    assert s.shape == (2, 3, 5, 11)
-    for i, j in itertools.product(range(5), range(7)):
-        assert torch.equal(s[:, :, i, i + j], x[:, :, i, j])
-    assert int((s != 0).sum()) == x.numel()  # everything else is zero padding
-    assert torch.equal(unskew(s, 7), x)
-    assert torch.equal(unskew(skew(x[:, :, :1]), 7), x[:, :, :1])
+    height, width = 5, 7
+    order, spans = diagonal_order(height, width)
+    assert sorted(order.tolist()) == list(range(height * width))  # a permutation: nothing lost or repeated
+    x = torch.randn(2, 3, height, width)
+    skewed = x.flatten(2)[:, :, order]
+    start = 0
+    for col, (top, bottom) in enumerate(spans):  # column k of the skew is the anti-diagonal r + c = k
+        for i, r in enumerate(range(top, bottom + 1)):
+            assert torch.equal(skewed[:, :, start + i], x[:, :, r, col - r])
+        start += bottom - top + 1
+    assert start == height * width and len(spans) == height + width - 1
+    unskewed = torch.empty_like(skewed)
+    unskewed[:, :, order] = skewed
+    assert torch.equal(unskewed.view_as(x), x)
+    assert diagonal_order(1, 4)[1] == ((0, 0), (0, 0), (0, 0), (0, 0))
 
 
 SHAPES = [dict(channels=1, levels=2), dict(channels=3, levels=256), dict(channels=3, levels=2)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,24 +74,18 @@ def gated_activation(x: torch.Tensor) -> torch.Tensor:
     return torch.tanh(a) * torch.sigmoid(b)
 
 
-def skew(x: torch.Tensor) -> torch.Tensor:
-    """``[N, C, H, W] -> [N, C, H, W + H - 1]``, row ``i`` shifted right by ``i`` (PixelRNN's Diagonal BiLSTM).
+@functools.lru_cache(maxsize=16)
+def diagonal_order(height: int, width: int) -> tuple[torch.Tensor, tuple[tuple[int, int], ...]]:
+    """PixelRNN's skewing as an index: the pixels ``r * width + c`` column by column of the skewed map.
 
-    Each diagonal of the image becomes a column, so a column-wise recurrence visits pixels
-    whose context (left and above) is already computed.
+    Skewing shifts row ``r`` right by ``r``, so column ``k`` of the skewed map is the anti-diagonal
+    ``r + c = k`` and a column-wise recurrence visits pixels whose left and upper neighbours are done.
+    Returns the order (rows ascending inside a column) and each column's row span ``(top, bottom)``.
+    Gathering with the order skews a flattened map; scattering back (or gathering with its inverse) unskews it.
     """
-    n, c, h, w = x.shape
-    # Rows padded to length W + H, read back as rows of length W + H - 1: row i starts i later.
-    flat = F.pad(x, (0, h)).flatten(2)
-    return flat[:, :, : h * (w + h - 1)].view(n, c, h, w + h - 1)
-
-
-def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Inverse of :func:`skew`: ``[N, C, H, W + H - 1] -> [N, C, H, W]``."""
-    n, c, h, _ = x.shape
-    flat = x.flatten(2)  # row i's pixels start at i * (W + H - 1) + i
-    flat = F.pad(flat, (0, h))
-    return flat.view(n, c, h, width + h)[:, :, :, :width]
+    spans = tuple((max(0, k - width + 1), min(height - 1, k)) for k in range(height + width - 1))
+    order = [r * width + (k - r) for k, (top, bottom) in enumerate(spans) for r in range(top, bottom + 1)]
+    return torch.tensor(order), spans
 
 
 class RowMaskedConv2d(nn.Conv2d):

@@ -27,6 +27,8 @@ from .data import load_dataset
 from .errors import ConfigError
 from .registry import build
 
+PRECISIONS = ("bf16", "fp32")
+
 
 @dataclass
 class Recipe:
@@ -51,12 +53,16 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
-    precision: str = "bf16"  # autocast dtype for training; evaluation is always fp32
+    precision: str = "bf16"  # "bf16" (autocast) | "fp32" for training; evaluation is always fp32
     compile: bool = False
     seed: int = 0
     eval_every: int = 500
     eval_examples: int | None = None  # validation subset used during training (None: all)
     save_every: int = 200
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; accepted: {', '.join(PRECISIONS)}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Recipe:

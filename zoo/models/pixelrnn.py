@@ -35,7 +35,7 @@ from torch import nn
 
 from ..api import ImageModel
 from ..errors import ConfigError
-from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, paired_groups, skew, unskew
+from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, diagonal_order, paired_groups
 from ..registry import register_family
 
 KINDS = ("row-lstm", "diagonal-bilstm")
@@ -61,7 +61,7 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor | None, dim: int) -> tuple[to
     n = gates.shape[dim] // 4
     o, f, i = gates.narrow(dim, 0, 3 * n).sigmoid().chunk(3, dim)
     g = gates.narrow(dim, 3 * n, n).tanh()
-    c = i * g if c is None else f * c + i * g
+    c = i * g if c is None else torch.addcmul(f * c, i, g)
     return o * c.tanh(), c
 
 
@@ -132,33 +132,49 @@ class DiagonalBiLSTM(nn.Module):
         self.residual = MaskedConv2d(hidden, 2 * hidden, 1, "B", groups)
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Output map and the per-pixel hidden states ``[N, hidden, H, W]`` of both directions (right one unshifted)."""
+        """Output map and the per-pixel hidden states ``[N, hidden, H, W]`` of both directions (right one unshifted).
+
+        The skewed map is held as one gather of the pixels in diagonal order (both directions, the
+        right one mirrored), so each column of the skew is a dense ``[2, rows, N, 4h]`` block and no
+        padding outside the image is stored or computed; one more gather puts the states back.
+        """
         n, _, height, width = x.shape
-        hid = self.hidden
-        left, right = self.input_to_state(x).chunk(2, 1)
-        pre = skew(torch.cat([left, right.flip(3)]))  # [2N, 4h, H, W + H - 1]
-        steps, dtype = pre.shape[3], pre.dtype
-        pre = pre.view(2, n, 4 * hid, height, steps).permute(4, 0, 1, 3, 2).unbind(0)  # columns of [2, N, H, 4h]
-        rows = torch.arange(height, device=x.device)
-        cols = torch.arange(steps, device=x.device)[:, None]
-        valid = ((cols >= rows) & (cols - rows < width)).to(dtype)[:, None, None, :, None]  # states outside are 0
-        w_above, w_before = self.state_to_state[:, 0, None], self.state_to_state[:, 1, None]
+        hid, pixels = self.hidden, height * width
+        order, spans = diagonal_order(height, width)
+        mirrored = order // width * width + (width - 1 - order % width)
+        gather = torch.cat([order, mirrored + pixels]).to(x.device)
+        conv = self.input_to_state
+        weight = (conv.weight * conv.mask)[:, :, 0, 0].view(2, 4 * hid, 2 * hid).transpose(1, 2)  # [direction, 2h, 4h]
+        rows_first = x.permute(2, 3, 0, 1).reshape(1, pixels * n, 2 * hid)
+        pre = torch.baddbmm(conv.bias.view(2, 1, 4 * hid), rows_first.expand(2, -1, -1), weight)  # [2, HW*N, 4h]
+        pre = pre.view(2 * pixels, n * 4 * hid).index_select(0, gather).view(2, pixels, n, 4 * hid)
+        # Both taps in one matmul: [h above, h before] @ [w_above; w_before], per direction.
+        state_weight = self.state_to_state.reshape(2, 2 * hid, 4 * hid).to(pre.dtype)
         h = c = None
-        hs = []
-        for col in range(steps):
-            if h is None:
-                gates = pre[col]
-            else:
-                above = F.pad(h, (0, 0, 1, 0))[:, :, :height]
-                gates = pre[col] + above @ w_above + h @ w_before
+        hs, prev_top = [], 0
+        columns = pre.split([bottom - top + 1 for top, bottom in spans], 1)  # split: one backward for all
+        for col, (top, bottom) in enumerate(spans):
+            # Column ``col`` holds image rows [top, bottom]. The zero padding around the previous
+            # column's rows [prev_top, prev_bottom] is the zero state outside the image.
+            gates = columns[col]
+            if h is not None:
+                h_pad, c_pad = F.pad(h, (0, 0, 0, 0, 1, 1)), F.pad(c, (0, 0, 0, 0, 1, 1))  # rows prev_top-1 .. prev_bottom+1
+                before = slice(top - prev_top + 1, bottom - prev_top + 2)
+                above = slice(top - prev_top, bottom - prev_top + 1)
+                inputs = torch.cat([h_pad[:, above], h_pad[:, before]], -1)
+                gates = torch.baddbmm(gates.flatten(1, 2), inputs.flatten(1, 2), state_weight).view(gates.shape)
+                c = c_pad[:, before]
             h, c = lstm_cell(gates, c, -1)
-            h, c = h * valid[col], c * valid[col]
             hs.append(h)
-        states = torch.stack(hs, 3).reshape(2 * n, height, steps, hid).permute(0, 3, 1, 2)  # [2N, hid, H, W + H - 1]
-        h_left, h_right = unskew(states, width).chunk(2)
-        h_right = h_right.flip(3)
-        out = h_left + F.pad(h_right, (0, 0, 1, 0))[:, :, :height]
-        return x + self.residual(out), {"h_left": h_left, "h_right": h_right}
+            prev_top = top
+        position = torch.empty_like(gather)
+        position[gather] = torch.arange(len(gather), device=x.device)
+        states = torch.cat(hs, 1).view(2 * pixels, n * hid).index_select(0, position)
+        h_left, h_right = states.view(2, height, width, n, hid).unbind(0)  # [H, W, N, hid] each, pixel order
+        out = h_left + F.pad(h_right, (0, 0, 0, 0, 0, 0, 1, 0))[:height]  # the right direction one row down
+        res = self.residual
+        out = F.linear(out, (res.weight * res.mask)[:, :, 0, 0], res.bias).permute(2, 3, 0, 1)
+        return x + out, {"h_left": h_left.permute(2, 3, 0, 1), "h_right": h_right.permute(2, 3, 0, 1)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)[0]

@@ -105,6 +105,8 @@ def test_schedule_and_overrides():
         r.with_overrides(["stepz=3"])
     with pytest.raises(zoo.ConfigError, match="key=value"):
         r.with_overrides(["steps"])
+    with pytest.raises(zoo.ConfigError, match="unknown precision 'bf61'; accepted: bf16, fp32"):
+        r.with_overrides(["precision=bf61"])
 
 
 def test_missing_dataset_is_named(tmp_path):

@@ -73,6 +73,13 @@ def main() -> int:
     p.add_argument("--prompt", default="ROMEO:", help="text models: the prompt of the card's sample")
     args = p.parse_args()
 
+    # A run's `last/` is rewritten only when the run ends: one stopped early and resumed keeps the
+    # stale export until then. Ship only a folder that holds the recipe's final step.
+    exported = json.loads((args.run_folder / "metrics.json").read_text()).get("step")
+    planned = json.loads((args.run_folder / "recipe.json").read_text())["steps"]
+    if args.run_folder.name == "last" and exported != planned:
+        sys.exit(f"{args.run_folder} holds step {exported}, not the recipe's final step {planned}: "
+                 "the run is still going or was stopped; resume it (zoo train NAME --output RUN) first")
     model = load_folder(args.run_folder)
     registry_file = ROOT / "registry" / f"{model.family}.json"
     catalogue = json.loads(registry_file.read_text())

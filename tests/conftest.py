@@ -6,6 +6,8 @@ import torch
 import zoo
 import zoo.registry as registry
 
+from .helpers import randomized
+
 # The tests use tiny models, for which one thread is fastest; more threads than free cores make
 # OpenMP spin-waits 100x slower whenever anything else runs on the machine.
 torch.set_num_threads(1)
@@ -18,11 +20,7 @@ def _seed() -> None:
 
 def tiny_pixelcnn(**overrides):
     """A few-thousand-parameter PixelCNN with randomised (non-trivial) weights."""
-    model = zoo.build("pixelcnn", "tiny", **overrides)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    return model.eval()
+    return randomized(zoo.build("pixelcnn", "tiny", **overrides))
 
 
 @pytest.fixture

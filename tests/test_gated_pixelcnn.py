@@ -9,29 +9,13 @@ import torch
 
 import zoo
 
+from .helpers import input_dependencies, randomized
+
 
 def tiny_gated(open_relus: bool = False, **overrides):
     """A tiny Gated PixelCNN with random weights; ``open_relus`` shifts biases up so no ReLU is dead everywhere."""
     model = zoo.build("gated-pixelcnn", "tiny", **overrides)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.normal_(0, 0.3)
-            if open_relus and name.endswith("bias"):
-                p.add_(2.0)
-    return model.eval()
-
-
-def dependencies(model, cond=None):
-    """For each output dim, the set of input dims with a non-zero gradient, in raster-then-channel order."""
-    c, h, w = model.space.shape
-    x = torch.randn(1, c, h, w, requires_grad=True)
-    logits = model(x, cond)
-    dims = list(itertools.product(range(h), range(w), range(c)))
-    seen = {}
-    for r, col, ch in dims:
-        (grad,) = torch.autograd.grad(logits[0, ch, :, r, col].sum(), x, retain_graph=True)
-        seen[(r, col, ch)] = {(r2, c2, ch2) for r2, c2, ch2 in dims if grad[0, ch2, r2, c2] != 0}
-    return dims, seen
+    return randomized(model, open_relus)
 
 
 CONFIGS = [
@@ -47,7 +31,7 @@ def test_each_dim_sees_exactly_every_earlier_dim(overrides):
     """Causal (nothing at or after a dim) and no blind spot: the 3-layer tiny model's field covers the 4x4 image,
     so every earlier pixel, up-right ones included, and the earlier colours of the same pixel must matter."""
     model = tiny_gated(open_relus=True, **overrides)
-    dims, seen = dependencies(model)
+    dims, seen = input_dependencies(model)
     for i, dim in enumerate(dims):
         assert seen[dim] == set(dims[:i]), f"output {dim}: extra {seen[dim] - set(dims[:i])}, blind {set(dims[:i]) - seen[dim]}"
 
@@ -55,7 +39,7 @@ def test_each_dim_sees_exactly_every_earlier_dim(overrides):
 def test_up_right_pixels_reach_the_next_row_start():
     """The case PixelCNN's masks miss: pixel (1, 0) depends on (0, 3), three columns to the right one row up."""
     model = tiny_gated(open_relus=True)
-    _, seen = dependencies(model)
+    _, seen = input_dependencies(model)
     assert (0, 3, 0) in seen[(1, 0, 0)]
     pixelcnn = zoo.build("pixelcnn", "tiny").eval()
     x = torch.randn(1, 1, 4, 4, requires_grad=True)
@@ -65,7 +49,7 @@ def test_up_right_pixels_reach_the_next_row_start():
 
 def test_conditional_model_is_causal_for_every_label():
     model = tiny_gated(open_relus=True, labels=["a", "b"])
-    dims, seen = dependencies(model, torch.tensor([1]))
+    dims, seen = input_dependencies(model, torch.tensor([1]))
     assert all(seen[d] == set(dims[:i]) for i, d in enumerate(dims))
 
 

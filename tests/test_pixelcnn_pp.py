@@ -14,6 +14,8 @@ import zoo
 from zoo.errors import ConfigError, InvalidInputError
 from zoo.models.pixelcnn_pp import FastSampler, dependency_maps, mixture_log_probs
 
+from .helpers import randomized
+
 TINY = dict(height=8, width=8, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0)
 CONFIGS = {
     "rgb": TINY,
@@ -24,11 +26,7 @@ CONFIGS = {
 
 def random_model(**overrides) -> zoo.AutoregressiveModel:
     torch.manual_seed(0)
-    model = zoo.build("pixelcnn++", None, **overrides).eval()
-    with torch.no_grad():
-        for p in model.parameters():  # far from initialisation, so every path carries signal
-            p.normal_(0, 0.3)
-    return model
+    return randomized(zoo.build("pixelcnn++", None, **overrides))
 
 
 @pytest.mark.parametrize("name", ["rgb", "grey-deeper"])

@@ -10,30 +10,15 @@ import torch
 import zoo
 from zoo.layers import diagonal_order
 
+from .helpers import input_dependencies, randomized
+
 KINDS = {"diagonal": "tiny", "row": "tiny-row-lstm"}
 
 
 def tiny_rnn(kind: str = "diagonal", open_relus: bool = False, **overrides):
     """A tiny PixelRNN with random weights; ``open_relus`` shifts biases up so no output ReLU is dead everywhere."""
     model = zoo.build("pixelrnn", KINDS[kind], **overrides)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.normal_(0, 0.3)
-            if open_relus and name.endswith("bias"):
-                p.add_(2.0)
-    return model.eval()
-
-
-def dependencies(model):
-    c, h, w = model.space.shape
-    x = torch.randn(1, c, h, w, requires_grad=True)
-    logits = model(x)
-    dims = list(itertools.product(range(h), range(w), range(c)))
-    seen = {}
-    for r, col, ch in dims:
-        (grad,) = torch.autograd.grad(logits[0, ch, :, r, col].sum(), x, retain_graph=True)
-        seen[(r, col, ch)] = {(r2, c2, ch2) for r2, c2, ch2 in dims if grad[0, ch2, r2, c2] != 0}
-    return dims, seen
+    return randomized(model, open_relus)
 
 
 def test_skew_unskew_round_trip():
@@ -61,7 +46,7 @@ SHAPES = [dict(channels=1, levels=2), dict(channels=3, levels=256), dict(channel
 @pytest.mark.parametrize("overrides", SHAPES, ids=lambda c: f"C{c['channels']}-L{c['levels']}")
 def test_no_output_sees_its_present_or_future(kind, overrides):
     model = tiny_rnn(kind, open_relus=True, **overrides)
-    dims, seen = dependencies(model)
+    dims, seen = input_dependencies(model)
     for i, dim in enumerate(dims):
         assert seen[dim] <= set(dims[:i]), f"output {dim} sees {seen[dim] - set(dims[:i])}"
         r, col, ch = dim  # the pixels left and above and, within a pixel, every earlier colour always matter
@@ -75,7 +60,7 @@ def test_diagonal_bilstm_field_is_everything_before_but_one_corner():
     feature, the right-to-left direction's input at (r-1, W-1) excludes that pixel's last colour, which
     then reaches (r, c) only through the input convolution (so columns c < W-1-k//2 miss it)."""
     model = tiny_rnn("diagonal", open_relus=True, channels=3, levels=2)
-    dims, seen = dependencies(model)
+    dims, seen = input_dependencies(model)
     w, reach = model.config.width, model.config.input_kernel // 2
     for i, (r, col, ch) in enumerate(dims):
         gap = {(r - 1, w - 1, 2)} if r >= 1 and w - 1 > col + reach else set()
@@ -85,7 +70,7 @@ def test_diagonal_bilstm_field_is_everything_before_but_one_corner():
 def test_row_lstm_field_is_the_triangle_above():
     """Row LSTM: the row above through a 3-wide state-to-state kernel, so (1, 0) sees (0, 1) but not (0, 3)."""
     model = tiny_rnn("row", open_relus=True)
-    _, seen = dependencies(model)
+    _, seen = input_dependencies(model)
     assert (0, 1, 0) in seen[(1, 0, 0)] and (0, 3, 0) not in seen[(1, 0, 0)]
     assert (0, 3, 0) in seen[(3, 0, 0)]
 

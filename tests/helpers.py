@@ -1,0 +1,39 @@
+"""Helpers shared by the family tests: random (non-trivial) weights and gradient-based dependency maps."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+import zoo
+
+
+def randomized(model: zoo.AutoregressiveModel, open_relus: bool = False) -> zoo.AutoregressiveModel:
+    """``model`` with N(0, 0.3) weights, far from initialisation so every path carries signal, in eval mode.
+
+    ``open_relus`` shifts biases up so that no ReLU is dead everywhere (a dead one would hide a dependency).
+    """
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0, 0.3)
+            if open_relus and name.endswith("bias"):
+                p.add_(2.0)
+    return model.eval()
+
+
+def input_dependencies(model: zoo.AutoregressiveModel, cond: torch.Tensor | None = None):
+    """For each output dim of an image model, the input dims with a non-zero gradient.
+
+    Returns ``(dims, seen)``: every ``(row, col, channel)`` in raster-then-channel order, and for
+    each the set of input dims its logits depend on.
+    """
+    c, h, w = model.space.shape
+    x = torch.randn(1, c, h, w, requires_grad=True)
+    logits = model(x, cond) if cond is not None else model(x)
+    dims = list(itertools.product(range(h), range(w), range(c)))
+    seen = {}
+    for r, col, ch in dims:
+        (grad,) = torch.autograd.grad(logits[0, ch, :, r, col].sum(), x, retain_graph=True)
+        seen[(r, col, ch)] = {(r2, c2, ch2) for r2, c2, ch2 in dims if grad[0, ch2, r2, c2] != 0}
+    return dims, seen

@@ -114,3 +114,21 @@ def test_missing_dataset_is_named(tmp_path):
         zoo.data.load_dataset("binarized-mnist", "train", tmp_path)
     with pytest.raises(zoo.DatasetError, match="unknown dataset 'nope'"):
         zoo.data.load_dataset("nope", "train", tmp_path)
+
+
+def test_ema_warmup_keeps_little_of_the_initial_weights(toy_dataset, tmp_path):
+    """Step 0 uses decay min(0.9, 1/10): the EMA is 0.1 * initial + 0.9 * trained weights, not 0.9 * initial."""
+    r = recipe(steps=1, ema_decay=0.9, valid_split=None)
+    train(r, tmp_path / "run", progress=False)
+    torch.manual_seed(r.seed)
+    initial = r.build_model().state_dict()
+    trained = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["model"]
+    ema = weights(tmp_path / "run" / "last")
+    for key, value in ema.items():
+        if value.is_floating_point() and key in trained:
+            torch.testing.assert_close(value, 0.1 * initial[key] + 0.9 * trained[key])
+    off = train(r.with_overrides(["ema_warmup=false"]), tmp_path / "off", progress=False)
+    assert off["finished"]
+    ema_off = weights(tmp_path / "off" / "last")
+    key = next(k for k, v in ema_off.items() if v.is_floating_point() and k in trained)
+    torch.testing.assert_close(ema_off[key], 0.9 * initial[key] + 0.1 * trained[key])

@@ -103,7 +103,7 @@ def main() -> int:
                    "marginal_entropy_bits": baseline}
     else:
         metrics = {"nll_nats": round(result["nll_nats"], 3), "bits_per_dim": round(result["bits_per_dim"], 5)}
-    record.update(sha256=sha256_file(target / "model.safetensors"), params=model.num_parameters(), status="available",
+    record.update(sha256=sha256_file(target / "model.safetensors"), params=model.num_parameters(), status="available", bundled=True,
                   metrics={**metrics, "split": args.split, "examples": result["examples"]})
     registry_file.write_text(json.dumps(catalogue, indent=2) + "\n")
 

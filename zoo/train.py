@@ -53,6 +53,9 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
+    # Ramp the EMA decay as min(ema_decay, (1 + step) / (10 + step)), as timm's ModelEmaV3 warmup does:
+    # without it the random initial weights keep a share of ema_decay ** steps (13% after 2,000 steps at 0.999).
+    ema_warmup: bool = True
     precision: str = "bf16"  # "bf16" (autocast) | "fp32" for training; evaluation is always fp32
     compile: bool = False
     seed: int = 0
@@ -301,9 +304,10 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
             if ema is not None:
+                decay = min(recipe.ema_decay, (1 + step) / (10 + step)) if recipe.ema_warmup else recipe.ema_decay
                 with torch.no_grad():
                     for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                        pe.lerp_(pm, 1 - recipe.ema_decay)
+                        pe.lerp_(pm, 1 - decay)
             step += 1
             window.append(float(loss.detach()) / math.log(2))
             bar.update(1)

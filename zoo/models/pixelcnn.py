@@ -94,13 +94,15 @@ class PixelCNN(ImageModel):
             return -F.binary_cross_entropy_with_logits(logits[:, :, 0], levels.float(), reduction="none")
         return logits.log_softmax(2).gather(2, levels.unsqueeze(2)).squeeze(2)
 
-    def sampling_state(self, levels, cond, first_row) -> str:
-        return "crop rows"
+    def sampling_state(self, levels, cond, first_row) -> bool:
+        """Nothing is cached; a state that is not None only tells ``sample_pixel`` to crop rows."""
+        return True
 
     def sample_pixel(self, levels, cond, row, col, temperature, generator, state) -> None:
         # Row cropping is exact: no output at row r depends on an input below r, so rows after
         # `row` can be left out of the forward (the naive path, state None, keeps the full image).
-        view = levels if state is None else levels[:, :, : row + 1]
+        crop_rows = state is not None
+        view = levels[:, :, : row + 1] if crop_rows else levels
         for channel in range(self.config.channels):
             logits = self(self.space.to_unit(view, self.dtype))[:, channel, :, row, col].float() / temperature
             if self.config.levels == 2:

@@ -171,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(names))
         for name in [] if args.json else names:
             info = registry.model_info(name)
-            metric = ", ".join(f"{k}={v}" for k, v in info["metrics"].items())
+            metric = ", ".join(f"{k}={v}" for k, v in info["metrics"].items() if not isinstance(v, dict))
             print(f"{name:32s} {info['family']:14s} {info['modality']:6s} {info['status']:12s} {metric}")
         return 0
     if args.command == "info":

@@ -4,8 +4,9 @@
 
 Measures the entry's metric on its dataset split in fp32 with the same code as `zoo eval`, copies
 the weights and config into hub_configs/NAME/, records sha256, parameter count and the measured
-metrics in registry/<family>.json, renders a seeded sample grid, and writes the model card from
-the entry plus tools/cards/NAME.md (the hand-written prose: data, limits).
+metrics in registry/<family>.json (with the split's first-500 "check" value the tests re-score),
+renders a seeded sample grid, and writes the model card from the entry plus tools/cards/NAME.md
+(the hand-written prose: data, limits).
 """
 
 from __future__ import annotations

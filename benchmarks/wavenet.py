@@ -23,6 +23,7 @@ import torch
 
 import zoo
 
+CONFIGS = ("fsdd", "r9y9-20", "vctk")
 RECIPE = Path(__file__).resolve().parent.parent / "hub_configs" / "wavenet-fsdd" / "recipe.json"
 
 
@@ -40,18 +41,16 @@ def main() -> None:
     p.add_argument("--naive-samples", type=int, default=200)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32], help="clips generated together")
-    p.add_argument("--only", choices=["fsdd", "r9y9-20", "vctk"], nargs="+", default=None, help="a subset of the configurations")
+    p.add_argument("--only", choices=CONFIGS, nargs="+", default=list(CONFIGS), help="a subset of the configurations")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = json.loads(RECIPE.read_text())
-    configs = [("wavenet-fsdd recipe", dict(recipe["config"]), "theo"),
-               ("r9y9-20 (DESIGN reference)", {"preset": "r9y9-20"}, None),
-               ("vctk (ibab)", {"preset": "vctk"}, "p225")]
+    configs = {"fsdd": ("wavenet-fsdd recipe", dict(recipe["config"]), "theo"),
+               "r9y9-20": ("r9y9-20 (DESIGN reference)", {"preset": "r9y9-20"}, None),
+               "vctk": ("vctk (ibab)", {"preset": "vctk"}, "p225")}
     print(f"threads={torch.get_num_threads()}, fp32, random weights; samples/s are time steps per second")
-    if args.only:
-        configs = [c for c, key in zip(configs, ["fsdd", "r9y9-20", "vctk"], strict=True) if key in args.only]
-    for name, config, speaker in configs:
+    for name, config, speaker in (configs[key] for key in args.only):
         torch.manual_seed(0)
         model = zoo.build("wavenet", config.pop("preset", None), **config).eval()
         samples = round(args.seconds * model.sample_rate)

@@ -78,17 +78,19 @@ def main() -> int:
 
     # A run's `last/` is rewritten only when the run ends: one stopped early and resumed keeps the
     # stale export until then. Ship only a folder that holds the recipe's final step.
-    exported = json.loads((args.run_folder / "metrics.json").read_text()).get("step")
-    planned = json.loads((args.run_folder / "recipe.json").read_text())["steps"]
-    if args.run_folder.name == "last" and exported != planned:
-        sys.exit(f"{args.run_folder} holds step {exported}, not the recipe's final step {planned}: "
-                 "the run is still going or was stopped; resume it (zoo train NAME --output RUN) first")
+    if args.run_folder.name == "last":
+        exported = json.loads((args.run_folder / "metrics.json").read_text()).get("step")
+        planned = json.loads((args.run_folder / "recipe.json").read_text())["steps"]
+        if exported != planned:
+            sys.exit(f"{args.run_folder} holds step {exported}, not the recipe's final step {planned}: "
+                     "the run is still going or was stopped; resume it (zoo train NAME --output RUN) first")
     model = load_folder(args.run_folder)
     registry_file = ROOT / "registry" / f"{model.family}.json"
     catalogue = json.loads(registry_file.read_text())
     record = next(r for r in catalogue["entries"] if r["name"] == args.name)
 
-    data = model.prepare_dataset(load_dataset(record["dataset"], args.split), train=False)
+    raw = load_dataset(record["dataset"], args.split)
+    data = model.prepare_dataset(raw, train=False)
     result = evaluate(model, data, progress=True)
     print(json.dumps(result), file=sys.stderr)
     # The tests re-score this first-N subset (`zoo eval NAME --split S --limit N`): whole splits take minutes.
@@ -118,7 +120,7 @@ def main() -> int:
         sample_md = ["```text", model.complete(args.prompt, max_new_chars=400, generator=generator), "```", "",
                      f"`zoo complete {args.name} --prompt {json.dumps(args.prompt)} --max-new-chars 400 --seed {args.seed}`"]
     elif model.modality == "audio":
-        sample_md = _audio_samples(model, args.name, target, args.seed, load_dataset(record['dataset'], args.split))
+        sample_md = _audio_samples(model, args.name, target, args.seed, raw)
     else:
         if model.labels:  # one row per class
             per_row = max(1, args.samples // len(model.labels))

@@ -25,6 +25,7 @@ a complete row, is swept once per row over the row just finished.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,21 @@ class RowLSTM(nn.Module):
         return x + self.residual(h[:, :, None, None])[:, :, 0, 0]
 
 
+@functools.lru_cache(maxsize=16)
+def _diagonal_gathers(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, tuple[tuple[int, int], ...]]:
+    """Rows of a ``[2 * H * W, ...]`` map (left-to-right pixels, then right-to-left ones) in diagonal order.
+
+    The right-to-left direction reads the mirrored image. Returns that gather, its inverse (which
+    puts states computed in diagonal order back in pixel order) and each skewed column's row span.
+    """
+    order, spans = diagonal_order(height, width)
+    mirrored = order // width * width + (width - 1 - order % width)
+    gather = torch.cat([order, mirrored + height * width])
+    position = torch.empty_like(gather)
+    position[gather] = torch.arange(len(gather))
+    return gather, position, spans
+
+
 class DiagonalBiLSTM(nn.Module):
     def __init__(self, hidden: int, groups: int) -> None:
         super().__init__()
@@ -140,23 +156,20 @@ class DiagonalBiLSTM(nn.Module):
         """
         n, _, height, width = x.shape
         hid, pixels = self.hidden, height * width
-        order, spans = diagonal_order(height, width)
-        mirrored = order // width * width + (width - 1 - order % width)
-        gather = torch.cat([order, mirrored + pixels]).to(x.device)
+        gather, position, spans = _diagonal_gathers(height, width)
         conv = self.input_to_state
         weight = (conv.weight * conv.mask)[:, :, 0, 0].view(2, 4 * hid, 2 * hid).transpose(1, 2)  # [direction, 2h, 4h]
         rows_first = x.permute(2, 3, 0, 1).reshape(1, pixels * n, 2 * hid)
         pre = torch.baddbmm(conv.bias.view(2, 1, 4 * hid), rows_first.expand(2, -1, -1), weight)  # [2, HW*N, 4h]
-        pre = pre.view(2 * pixels, n * 4 * hid).index_select(0, gather).view(2, pixels, n, 4 * hid)
+        pre = pre.view(2 * pixels, n * 4 * hid).index_select(0, gather.to(x.device)).view(2, pixels, n, 4 * hid)
         # Both taps in one matmul: [h above, h before] @ [w_above; w_before], per direction.
         state_weight = self.state_to_state.reshape(2, 2 * hid, 4 * hid).to(pre.dtype)
         h = c = None
         hs, prev_top = [], 0
         columns = pre.split([bottom - top + 1 for top, bottom in spans], 1)  # split: one backward for all
-        for col, (top, bottom) in enumerate(spans):
-            # Column ``col`` holds image rows [top, bottom]. The zero padding around the previous
+        for gates, (top, bottom) in zip(columns, spans, strict=True):
+            # This column holds image rows [top, bottom]. The zero padding around the previous
             # column's rows [prev_top, prev_bottom] is the zero state outside the image.
-            gates = columns[col]
             if h is not None:
                 h_pad, c_pad = F.pad(h, (0, 0, 0, 0, 1, 1)), F.pad(c, (0, 0, 0, 0, 1, 1))  # rows prev_top-1 .. prev_bottom+1
                 before = slice(top - prev_top + 1, bottom - prev_top + 2)
@@ -167,9 +180,7 @@ class DiagonalBiLSTM(nn.Module):
             h, c = lstm_cell(gates, c, -1)
             hs.append(h)
             prev_top = top
-        position = torch.empty_like(gather)
-        position[gather] = torch.arange(len(gather), device=x.device)
-        states = torch.cat(hs, 1).view(2 * pixels, n * hid).index_select(0, position)
+        states = torch.cat(hs, 1).view(2 * pixels, n * hid).index_select(0, position.to(x.device))
         h_left, h_right = states.view(2, height, width, n, hid).unbind(0)  # [H, W, N, hid] each, pixel order
         out = h_left + F.pad(h_right, (0, 0, 0, 0, 0, 0, 1, 0))[:height]  # the right direction one row down
         res = self.residual

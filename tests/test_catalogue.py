@@ -44,7 +44,7 @@ def test_zoo_eval_reproduces_the_published_metric(name, capsys):
     per entry would take minutes. Needs ../shared/data, as on the CI machine.
     """
     from zoo.cli import main
-    from zoo.data import DATASETS, default_data_root
+    from zoo.datasets import DATASETS, default_data_root
 
     info = zoo.model_info(name)
     check = info["metrics"]["check"]

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import zoo
-from zoo.hub import sha256_file
+from zoo.checkpoint import sha256_file
 
 from .conftest import tiny_pixelcnn
 
@@ -36,12 +36,12 @@ def test_save_replaces_an_existing_folder_atomically(tiny_folder):
 
 
 def test_failed_save_leaves_no_partial_folder(tmp_path, tiny_binary, monkeypatch):
-    import zoo.hub
+    import zoo.checkpoint
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(zoo.hub, "save_file", boom)
+    monkeypatch.setattr(zoo.checkpoint, "save_file", boom)
     with pytest.raises(OSError, match="disk full"):
         tiny_binary.save_pretrained(tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -114,7 +114,7 @@ def test_missing_files(tmp_path, tiny_folder):
 
 
 def test_sha256_is_verified_before_loading(tiny_binary, tiny_folder):
-    from zoo.hub import load_weights
+    from zoo.checkpoint import load_weights
 
     digest = sha256_file(tiny_folder / "model.safetensors")
     load_weights(tiny_binary, tiny_folder / "model.safetensors", family="pixelcnn", sha256=digest)

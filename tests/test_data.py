@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.data import load_dataset
+from zoo.datasets import load_dataset
 
 
 def write_idx(path, array: np.ndarray, magic: int) -> None:
@@ -48,7 +48,7 @@ def test_npz_path_and_layouts(tmp_path):
 
 
 def test_shared_binarized_mnist_when_present():
-    from zoo.data import default_data_root
+    from zoo.datasets import default_data_root
 
     if not (default_data_root() / "binarized_mnist.npz").is_file():
         pytest.skip("../shared/data is not beside this checkout")

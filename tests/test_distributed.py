@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import zoo
-import zoo.data
+import zoo.datasets
 from zoo.train import Recipe, evaluate, train
 
 
@@ -53,6 +53,6 @@ def test_two_processes_train_like_one_and_evaluate_alike(tmp_path, toy_npz):
     assert out.stdout.count('"nll_nats"') == 1  # printed once, by rank 0
     sharded = json.loads((tmp_path / "eval.json").read_text())
     model = zoo.load(f"local-dir:{tmp_path / 'single' / 'last'}")
-    whole = evaluate(model, zoo.data.load_dataset(f"npz:{toy_npz}", "valid"), progress=False)
+    whole = evaluate(model, zoo.datasets.load_dataset(f"npz:{toy_npz}", "valid"), progress=False)
     assert sharded["examples"] == whole["examples"] == 50
     assert sharded["nll_nats"] == pytest.approx(whole["nll_nats"], rel=1e-6)

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 import zoo
-import zoo.hf
+import zoo.hub
+from zoo.checkpoint import sha256_file
 from zoo.cli import main
-from zoo.hub import sha256_file
 from zoo.registry import Entry
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -94,7 +94,7 @@ def test_altered_cached_weights_are_detected(offline, cache, entry):
         zoo.load(entry.name, cache_dir=cache)
     assert main(["cache", "verify", "--cache-dir", str(cache)]) == 1
     assert main(["cache", "rm", entry.name, "--cache-dir", str(cache)]) == 0
-    assert zoo.hf.cached_entries(cache) == []
+    assert zoo.hub.cached_entries(cache) == []
 
 
 def test_cache_ls_and_verify(cache, entry, capsys):
@@ -131,6 +131,6 @@ def test_repo_without_config_json(monkeypatch):
     def absent(repo_id, filename, **kwargs):
         raise EntryNotFoundError(f"404: {filename} not found in {repo_id}")
 
-    monkeypatch.setattr(zoo.hf, "hf_hub_download", absent)
+    monkeypatch.setattr(zoo.hub, "hf_hub_download", absent)
     with pytest.raises(zoo.CheckpointError, match="'someone/not-zoo' has no config.json, so it is not a zoo checkpoint"):
         zoo.load("hf-hub:someone/not-zoo")

@@ -74,7 +74,7 @@ def digest_of(folder):
 
 
 def entry_spec(folder, sha):
-    from zoo.hub import sha256_file
+    from zoo.checkpoint import sha256_file
 
     config = json.loads((folder / "config.json").read_text())["config"]
     return {"name": "pixelcnn-served", "family": "pixelcnn", "config": config, "hub_repo": REPO, "revision": sha,

@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import load, load_file, save_file
 
 import zoo
+from zoo.checkpoint import sha256_file
 from zoo.cli import main
-from zoo.hf import publish
-from zoo.hub import sha256_file
+from zoo.hub import publish
 
 from .hub_standin import HubUploadStandIn
 

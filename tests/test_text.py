@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.data import TextChunks, TextWindows
+from zoo.text import TextChunks, TextWindows
 from zoo.train import evaluate
 
 FAMILIES = ["char-transformer", "char-lstm"]

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 import zoo
-import zoo.data
+import zoo.datasets
 import zoo.train
 from zoo.train import Recipe, lr_at, train
 
@@ -23,7 +23,7 @@ def toy_dataset(monkeypatch):
     stripes = torch.tensor([0, 1, 0, 1]).repeat(4, 1)
     data = {split: ((stripes ^ (torch.rand(n, 4, 4, generator=g) < 0.1)).long().unsqueeze(1).to(torch.uint8),)
             for split, n in (("train", 256), ("valid", 64))}
-    monkeypatch.setitem(zoo.data.DATASETS, "toy", lambda root, split: TensorDataset(*data[split]))
+    monkeypatch.setitem(zoo.datasets.DATASETS, "toy", lambda root, split: TensorDataset(*data[split]))
 
 
 def recipe(**overrides) -> Recipe:
@@ -111,9 +111,9 @@ def test_schedule_and_overrides():
 
 def test_missing_dataset_is_named(tmp_path):
     with pytest.raises(zoo.DatasetError, match="binarized_mnist.npz"):
-        zoo.data.load_dataset("binarized-mnist", "train", tmp_path)
+        zoo.datasets.load_dataset("binarized-mnist", "train", tmp_path)
     with pytest.raises(zoo.DatasetError, match="unknown dataset 'nope'"):
-        zoo.data.load_dataset("nope", "train", tmp_path)
+        zoo.datasets.load_dataset("nope", "train", tmp_path)
 
 
 def test_ema_warmup_keeps_little_of_the_initial_weights(toy_dataset, tmp_path):

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 import zoo
+from zoo.audio import AudioClip, AudioClipSet, AudioSpace, AudioWindows
 from zoo.cli import main
-from zoo.data import AudioClip, AudioClipSet, AudioWindows, load_dataset
-from zoo.spaces import AudioSpace
+from zoo.datasets import load_dataset
 from zoo.train import evaluate
 
 MIXTURE = dict(output="logistic-mixture", levels=64, mixtures=3)

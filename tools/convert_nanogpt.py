@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.spaces import CharSpace
+from zoo.text import CharSpace
 
 RENAMES = {
     "transformer.wte.weight": "wte.weight",

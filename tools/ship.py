@@ -22,9 +22,9 @@ import torch
 
 import zoo
 from zoo.cards import entry_card
-from zoo.cli import _write_grid
-from zoo.data import load_dataset
-from zoo.hub import load_folder, sha256_file
+from zoo.checkpoint import load_folder, sha256_file
+from zoo.datasets import load_dataset
+from zoo.image import write_grid
 from zoo.registry import data_dir, entry_from_data
 from zoo.train import evaluate
 
@@ -47,8 +47,8 @@ def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed
     ``real`` (the evaluation split's clips) gives the first speaker's first recording for a
     spectrogram beside the generated one.
     """
+    from zoo.audio import write_audio
     from zoo.cli import _write_spectrogram
-    from zoo.spaces import write_audio
 
     lines, clips = [], []
     for speaker in model.labels or [None]:
@@ -126,10 +126,10 @@ def main() -> int:
             per_row = max(1, args.samples // len(model.labels))
             condition = [label for label in model.labels for _ in range(per_row)]
             images = model.sample(len(condition), condition=condition, generator=generator, progress=True)
-            _write_grid(images, model, str(target / "samples.png"), nrow=per_row)
+            write_grid(images, model, str(target / "samples.png"), nrow=per_row)
             how = f"{per_row} per class, one row each ({', '.join(model.labels)})"
         else:
-            _write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
+            write_grid(model.sample(args.samples, generator=generator, progress=True), model, str(target / "samples.png"))
             how = f"{args.samples} samples, `zoo sample {args.name} -n {args.samples} --seed {args.seed}`"
         upscale_nearest(target / "samples.png", 4)
         sample_md = [f"![samples](samples.png)  \n{how}."]

@@ -1,6 +1,8 @@
 """zoo: pretrained autoregressive generative models for images, audio and text."""
 
-from .api import AutoregressiveModel, ImageModel, TextModel
+from .audio import AudioModel
+from .checkpoint import save_pretrained
+from .contract import AutoregressiveModel
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -10,8 +12,8 @@ from .errors import (
     WeightsUnavailableError,
     ZooError,
 )
-from .hf import publish
-from .hub import load, save_pretrained
+from .hub import load, publish
+from .image import ImageModel
 from .registry import (
     Entry,
     ZooDeprecationWarning,
@@ -22,10 +24,12 @@ from .registry import (
     register_entry,
     register_family,
 )
+from .text import TextModel
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioModel",
     "AutoregressiveModel",
     "CheckpointError",
     "ConfigError",

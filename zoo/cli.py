@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from .audio import read_audio, write_audio, write_spectrogram
 from .errors import InvalidInputError, ZooError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+from .image import read_images, write_grid
+from .text import read_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,36 +120,6 @@ def _condition(value: str | None) -> Any:
     return int(value) if value.isdigit() else value
 
 
-def _read_images(paths: list[str], model: Any, binarize: bool) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-
-    space = model.space
-    mode = {1: "L", 3: "RGB"}.get(space.channels)
-    images = []
-    for name in paths:
-        path = Path(name)
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InvalidInputError(f"{path}: not an image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
-        try:
-            with Image.open(path) as im:
-                pixels = torch.from_numpy(np.array(im.convert(mode)))
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read image ({exc})") from None
-        pixels = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
-        if tuple(pixels.shape[1:]) != (space.height, space.width):
-            raise InvalidInputError(f"{path} is {pixels.shape[2]}x{pixels.shape[1]}; this model takes {space.width}x{space.height} images")
-        images.append(space.from_uint8(pixels, binarize=binarize))
-    return torch.stack(images)
-
-
-def _write_grid(images: torch.Tensor, model: Any, output: str, nrow: int | None = None) -> None:
-    from torchvision.utils import save_image
-
-    pixels = model.space.to_uint8(images).float() / 255
-    save_image(pixels, output, nrow=nrow or max(1, math.isqrt(images.shape[0] - 1) + 1), padding=2, pad_value=0.5)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -191,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         return _train(args)
     if args.command == "publish":
-        from .hf import publish
+        from .hub import publish
 
         result = publish(args.folder, args.repo_id, revision=args.revision, private=args.private, token=args.token,
                          commit_message=args.message, dry_run=args.dry_run)
@@ -221,20 +192,20 @@ def _image_command(args: argparse.Namespace, model: Any) -> int:
         if args.n < 1:
             raise InvalidInputError(f"-n must be >= 1, got {args.n}")
         images = model.sample(args.n, condition=_condition(args.condition), temperature=args.temperature, generator=generator)
-        _write_grid(images, model, args.output)
+        write_grid(images, model, args.output)
         print(f"wrote {args.n} samples to {args.output}")
     elif args.command == "complete":
         if args.input is None or args.rows is None:
             raise InvalidInputError("image models complete an image: pass --input IMAGE and --rows K")
-        x = _read_images([args.input], model, args.binarize).repeat(args.n, 1, 1, 1)
+        x = read_images([args.input], model, args.binarize).repeat(args.n, 1, 1, 1)
         images = model.complete(x, rows=args.rows, condition=_condition(args.condition), temperature=args.temperature,
                                 generator=generator)
-        _write_grid(torch.cat([x[:1].to(images), images]), model, args.output, nrow=args.n + 1)
+        write_grid(torch.cat([x[:1].to(images), images]), model, args.output, nrow=args.n + 1)
         print(f"wrote the input and {args.n} completion(s) of its first {args.rows} rows to {args.output}")
     elif args.command == "score":
         if not args.input:
             raise InvalidInputError("pass --input FILES (images of the model's size)")
-        x = _read_images(args.input, model, args.binarize)
+        x = read_images(args.input, model, args.binarize)
         lp = model.log_prob(x, condition=_condition(args.condition))
         dims = model.dims(x)
         for path, value in zip(args.input, lp.tolist(), strict=True):
@@ -244,7 +215,7 @@ def _image_command(args: argparse.Namespace, model: Any) -> int:
 
 def _text_command(args: argparse.Namespace, model: Any) -> int:
     if args.command == "score":
-        texts = ([args.text] if args.text is not None else []) + [_read_text(p) for p in args.input]
+        texts = ([args.text] if args.text is not None else []) + [read_text(p) for p in args.input]
         names = (["--text"] if args.text is not None else []) + list(args.input)
         if not texts:
             raise InvalidInputError("pass --text STRING or --input FILES")
@@ -273,8 +244,6 @@ def _text_command(args: argparse.Namespace, model: Any) -> int:
 
 
 def _audio_command(args: argparse.Namespace, model: Any) -> int:
-    from .spaces import read_audio, write_audio
-
     if args.command == "score":
         if not args.input:
             raise InvalidInputError("pass --input FILES (.wav or .flac)")
@@ -300,7 +269,7 @@ def _audio_command(args: argparse.Namespace, model: Any) -> int:
     for path, clip in zip(paths, clips, strict=True):
         write_audio(path, clip, model.sample_rate)
     if args.spectrogram:
-        _write_spectrogram(clips[0], model.sample_rate, args.spectrogram)
+        write_spectrogram(clips[0], model.sample_rate, args.spectrogram)
     what = "sample(s)" if args.command == "sample" else f"completion(s) of {args.input}"
     print(f"wrote {len(clips)} {what} of {clips.shape[1] / model.sample_rate:.2f} s at {model.sample_rate} Hz to "
           f"{', '.join(map(str, paths))}" + (f"; spectrogram {args.spectrogram}" if args.spectrogram else ""))
@@ -315,30 +284,8 @@ def _read_clip(path: str, model: Any, read_audio: Any) -> torch.Tensor:
     return model.space.validate(wave, name=path, sample_rate=rate, resample=True)[0]
 
 
-def _write_spectrogram(clip: torch.Tensor, sample_rate: int, path: str) -> None:
-    """A log-magnitude spectrogram PNG (low frequencies at the bottom), grey levels over an 80 dB range."""
-    import numpy as np
-    import torchaudio
-    from PIL import Image
-
-    n_fft = max(64, 2 ** round(math.log2(sample_rate * 0.032)))  # ~32 ms windows
-    power = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4)(clip.float())
-    db = 10 * torch.log10(power.clamp(min=1e-10))
-    db = (db - db.max() + 80).clamp(min=0) / 80
-    pixels = (255 * db.flip(0)).round().to(torch.uint8).numpy()
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    image.resize((max(image.width, 256), max(image.height, 128) * 2), Image.Resampling.NEAREST).save(path)
-
-
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot read UTF-8 text ({exc})") from None
-
-
 def _eval(args: argparse.Namespace, model: Any) -> int:
-    from .data import load_dataset
+    from .datasets import load_dataset
     from .train import evaluate
 
     dataset = args.dataset or (model.entry.dataset if model.entry is not None else None)
@@ -356,7 +303,7 @@ def _eval(args: argparse.Namespace, model: Any) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from .hf import cached_entries, remove_cached
+    from .hub import cached_entries, remove_cached
 
     if args.action == "rm":
         if not args.name:

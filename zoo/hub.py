@@ -1,115 +1,76 @@
-"""Checkpoints: resolve a name -> find or download the files -> verify -> build and load.
-
-The on-disk format is the same for a bundled checkpoint, a local folder and a Hub repo::
-
-    config.json        {"family": ..., "config": {...}, "zoo_format": 1}
-    model.safetensors  weights only (metadata: format=pt, family)
-    README.md          the model card
-    recipe.json        how it was trained (optional)
-
-Weights are only ever read with safetensors; nothing downloaded is unpickled.
-"""
+"""Downloads from the Hugging Face Hub through ``huggingface_hub`` (cache, revisions, offline mode)."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
+import math
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from huggingface_hub import HfApi, hf_hub_download, is_offline_mode, list_repo_files, scan_cache_dir
+from huggingface_hub.errors import (
+    CacheNotFound,
+    EntryNotFoundError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
-from .errors import CheckpointError, ConfigError, UnknownModelError, WeightsUnavailableError
-from .registry import Entry, build, resolve_entry
+from .checkpoint import WEIGHTS_NAME, load_folder, save_pretrained, sha256_file
+from .errors import CheckpointError, UnknownModelError, WeightsUnavailableError
+from .registry import Entry, all_entries, build, resolve_entry
 
-ZOO_FORMAT = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 LOCAL_PREFIX = "local-dir:"
 HUB_PREFIX = "hf-hub:"
 
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-# --------------------------------------------------------------------------- reading
-def read_checkpoint_config(path: Path) -> tuple[str, dict[str, Any]]:
-    """``(family, config)`` from a checkpoint's config.json, with errors that name the file."""
-    if not path.is_file():
-        raise CheckpointError(f"{path.parent} has no {CONFIG_NAME}; a zoo checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+def _download(repo_id: str, filename: str, revision: str | None, **options: Any) -> Path:
     try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict) or "family" not in raw or "config" not in raw:
-        raise CheckpointError(f"{path} must be an object with 'family', 'config' and 'zoo_format' keys")
-    fmt = raw.get("zoo_format")
-    if fmt != ZOO_FORMAT:
-        raise CheckpointError(f"{path} has zoo_format {fmt!r}; this version of zoo reads zoo_format {ZOO_FORMAT} (upgrade zoo for newer formats)")
-    return raw["family"], raw["config"]
+        return Path(hf_hub_download(repo_id, filename, revision=revision, library_name="zoo", **options))
+    except LocalEntryNotFoundError:
+        raise WeightsUnavailableError(
+            f"{filename} of {repo_id}@{revision or 'main'} is not in the local Hugging Face cache and downloading is "
+            f"disabled (HF_HUB_OFFLINE=1 or local_files_only=True); run once online or unset HF_HUB_OFFLINE"
+        ) from None
+    except RepositoryNotFoundError:
+        raise WeightsUnavailableError(f"Hub repo {repo_id!r} does not exist or is private (pass token= for private repos)") from None
+    except RevisionNotFoundError:
+        raise WeightsUnavailableError(f"Hub repo {repo_id!r} has no revision {revision!r}") from None
+    except EntryNotFoundError:
+        raise CheckpointError(f"Hub repo {repo_id}@{revision or 'main'} has no file {filename!r}") from None
 
 
-REFETCH = "delete the file and fetch it again"
+def download_entry(entry: Entry, *, revision: str | None = None, **options: Any) -> Path:
+    """Fetch an entry's ``config.json`` and weights into the HF cache; returns the snapshot folder."""
+    rev = revision or entry.revision
+    _download(entry.hub_repo, "config.json", rev, **options)
+    return _download(entry.hub_repo, entry.filename, rev, **options).parent
 
 
-def load_weights(model: torch.nn.Module, path: Path, *, family: str, sha256: str | None = None, remedy: str = REFETCH) -> None:
-    """Load safetensors weights into ``model`` strictly, verifying the file's hash first when one is known."""
-    if not path.is_file():
-        raise CheckpointError(f"weights file {path} is missing")
-    if sha256 is not None:
-        actual = sha256_file(path)
-        if actual != sha256:
-            raise CheckpointError(
-                f"sha256 mismatch for {path}: expected {sha256}, got {actual}; the file is corrupt or altered ({remedy})"
-            )
+def load_hub_repo(spec: str, **options: Any) -> Any:
+    """Load ``org/repo[@revision]`` holding a zoo checkpoint (config.json + model.safetensors)."""
+    repo_id, _, revision = spec.partition("@")
+    revision = options.pop("revision", None) or revision or None
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            stored_family = (f.metadata() or {}).get("family")
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}") from None
-    if stored_family is not None and stored_family != family:
-        raise CheckpointError(f"{path} holds weights of family {stored_family!r} but its config says {family!r}")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path} does not match the {family} config: missing keys {missing[:8]}{'...' if len(missing) > 8 else ''}, "
-            f"unexpected keys {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
-        )
-    wrong = [f"{k}: file {list(t.shape)} vs model {list(expected[k].shape)}" for k, t in tensors.items() if t.shape != expected[k].shape]
-    if wrong:
-        raise CheckpointError(f"{path} does not match the {family} config: shape mismatch {wrong[:5]}")
-    model.load_state_dict(tensors)
-
-
-def load_folder(folder: Path, *, sha256: str | None = None, expected_family: str | None = None, remedy: str = REFETCH) -> Any:
-    family, config = read_checkpoint_config(folder / CONFIG_NAME)
-    if expected_family is not None and family != expected_family:
-        raise CheckpointError(f"{folder / CONFIG_NAME} says family {family!r}, but the registry entry is {expected_family!r}")
+        folder = _download(repo_id, "config.json", revision, **options).parent
+    except CheckpointError:
+        raise CheckpointError(f"Hub repo {repo_id!r} has no config.json, so it is not a zoo checkpoint") from None
     try:
-        model = build(family, **config)
-    except UnknownModelError as exc:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: {exc} (a plugin may provide it)") from None
-    except (ConfigError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_NAME} has a config that family {family!r} rejects: {exc}") from None
-    load_weights(model, folder / WEIGHTS_NAME, family=family, sha256=sha256, remedy=remedy)
-    return model.eval()
+        _download(repo_id, "model.safetensors", revision, **options)
+    except (CheckpointError, WeightsUnavailableError) as exc:
+        pickles = sorted(p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
+        if not pickles and not options.get("local_files_only") and not is_offline_mode():
+            pickles = [f for f in list_repo_files(repo_id, revision=revision) if f.endswith(PICKLE_SUFFIXES)]
+        if isinstance(exc, WeightsUnavailableError) and not pickles:
+            raise
+        hint = f"; it has only pickle weights {pickles}, which zoo never loads from a download" if pickles else ""
+        raise CheckpointError(f"Hub repo {repo_id!r} has no model.safetensors{hint}") from None
+    return load_folder(folder)
 
 
 def load(name: str, *, pretrained: bool = True, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
@@ -124,8 +85,6 @@ def load(name: str, *, pretrained: bool = True, device: str | torch.device | Non
     if name.startswith(LOCAL_PREFIX):
         model = load_folder(Path(name.removeprefix(LOCAL_PREFIX)).expanduser())
     elif name.startswith(HUB_PREFIX):
-        from .hf import load_hub_repo
-
         model = load_hub_repo(name.removeprefix(HUB_PREFIX), **download)
     else:
         model = _load_entry(_entry_for(name), pretrained=pretrained, **download)
@@ -157,55 +116,94 @@ def _load_entry(entry: Entry, *, pretrained: bool, **download: Any) -> Any:
             f"or build the architecture untrained with zoo.load({entry.name!r}, pretrained=False)"
         )
     else:
-        from .hf import download_entry
-
         model = load_folder(download_entry(entry, **download), sha256=entry.sha256, expected_family=entry.family,
                             remedy=f"clear it with `zoo cache rm {entry.name}` or reload with force_download=True")
     model.entry = entry
     return model.eval()
 
 
-# --------------------------------------------------------------------------- writing
-def config_dict(model: Any) -> dict[str, Any]:
-    config = model.config
-    return {"family": model.family, "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
-            "zoo_format": ZOO_FORMAT}
+# --------------------------------------------------------------------------- publishing
+def publish(
+    model_or_dir: Any,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Upload a model (or a checkpoint folder) to the Hub as a zoo checkpoint repo.
+
+    The folder is written atomically, loaded back and scored on a small batch before anything is
+    uploaded. Returns the registry fields to record: ``hub_repo``, ``revision`` (the commit sha;
+    None for a dry run), ``filename``, ``sha256``, and ``folder``.
+    """
+    with tempfile.TemporaryDirectory(prefix="zoo-publish-") as tmp:
+        if isinstance(model_or_dir, (str, Path)):
+            folder = Path(model_or_dir)
+            load_folder(folder)  # fails early with a CheckpointError naming what is wrong
+        else:
+            folder = save_pretrained(model_or_dir, Path(tmp) / "checkpoint")
+        validate_checkpoint(folder)
+        result = {"hub_repo": repo_id, "revision": None, "filename": WEIGHTS_NAME, "sha256": sha256_file(folder / WEIGHTS_NAME),
+                  "folder": str(folder)}
+        if dry_run:
+            return result
+        api = HfApi(endpoint=endpoint, token=token, library_name="zoo")
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
+                                   commit_message=commit_message or f"Upload zoo checkpoint {repo_id}",
+                                   allow_patterns=["config.json", "model.safetensors", "README.md", "recipe.json", "*.png", "*.wav"])
+        result["revision"] = commit.oid
+        return result
 
 
-def save_pretrained(model: Any, directory: str | os.PathLike[str], *, recipe: dict[str, Any] | None = None,
-                    metrics: dict[str, Any] | None = None, card: str | None = None) -> Path:
-    """Write ``model`` as a checkpoint folder, atomically: readers see the old folder or the new one, never half."""
-    from .cards import default_card
+def validate_checkpoint(folder: Path) -> None:
+    """Load ``folder`` back and score a small batch: a checkpoint that cannot score is never uploaded."""
+    model = load_folder(folder)
+    card = folder / "README.md"
+    if not card.is_file() or "library_name: zoo" not in card.read_text():
+        raise CheckpointError(f"{card} is missing or lacks the model card front matter (library_name: zoo)")
+    scores = model.log_prob(model.example_batch(2), condition=model.labels[0] if model.labels else None)
+    if not all(math.isfinite(v) for v in scores.tolist()):
+        raise CheckpointError(f"the checkpoint in {folder} gives non-finite log-likelihoods {scores.tolist()}; not publishing it")
 
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+# --------------------------------------------------------------------------- cache
+def cached_entries(cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every cached revision of a Hub repo that a registry entry names, with its weights' verification."""
+    by_repo = {e.hub_repo: e for e in all_entries() if e.hub_repo}
     try:
-        (staging / CONFIG_NAME).write_text(json.dumps(config_dict(model), indent=2) + "\n")
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt", "family": model.family})
-        if recipe is not None:
-            (staging / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
-        if metrics is not None:
-            (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (staging / "README.md").write_text(card if card is not None else default_card(model, recipe=recipe, metrics=metrics))
-        for path in staging.iterdir():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-        _swap_in(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+        scan = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return []
+    rows = []
+    for repo in scan.repos:
+        entry = by_repo.get(repo.repo_id)
+        if entry is None or repo.repo_type != "model":
+            continue
+        for rev in repo.revisions:
+            files = {f.file_name: f for f in rev.files}
+            weights = files.get(entry.filename)
+            actual = sha256_file(weights.file_path) if weights else None
+            rows.append({
+                "name": entry.name, "repo": repo.repo_id, "revision": rev.commit_hash, "size_bytes": rev.size_on_disk,
+                "path": str(rev.snapshot_path), "sha256": actual,
+                "verified": None if entry.sha256 is None or actual is None else actual == entry.sha256,
+            })
+    return rows
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with renames only."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.rmdir(old)
-    os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
+def remove_cached(name: str, cache_dir: str | Path | None = None) -> int:
+    """Delete every cached revision of entry ``name``'s repo; returns the number of bytes freed."""
+    entry = resolve_entry(name)
+    hashes = [row["revision"] for row in cached_entries(cache_dir) if row["name"] == entry.name]
+    if not hashes:
+        return 0
+    strategy = scan_cache_dir(cache_dir).delete_revisions(*hashes)
+    strategy.execute()
+    return strategy.expected_freed_size

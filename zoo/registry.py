@@ -255,3 +255,9 @@ def model_info(name: str) -> dict[str, Any]:
 def resolve_entry(name: str) -> Entry:
     """The entry a name or alias refers to (a deprecated name warns and still resolves)."""
     return REGISTRY.entry(name)
+
+
+def all_entries() -> list[Entry]:
+    """Every registered entry (built-in, registry data and plugins)."""
+    REGISTRY.ensure_loaded()
+    return list(REGISTRY.entries.values())

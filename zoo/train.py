@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import load_dataset
+from .datasets import load_dataset
 from .errors import ConfigError
 from .registry import build
 
@@ -208,7 +208,7 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
     Under ``torchrun`` every rank takes its slice of the same global batch and DistributedDataParallel
     averages the gradients, so the run follows the single-process one; rank 0 alone writes files.
     """
-    from .hub import save_pretrained
+    from .checkpoint import save_pretrained
 
     rank, world = distributed_rank_and_size()
     if recipe.batch_size % world:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..api import TextModel
 from ..registry import register_family
+from ..text import TextModel
 from .char_transformer import SHAKESPEARE_VOCAB
 
 

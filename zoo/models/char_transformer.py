@@ -2,7 +2,7 @@
 
 Pre-LayerNorm blocks with causal self-attention through ``scaled_dot_product_attention``, a GELU
 MLP, learned absolute positions and input/output embeddings tied. Generation keeps a per-layer
-key/value cache; the window rule of :class:`zoo.api.TextModel` decides when it is refilled.
+key/value cache; the window rule of :class:`zoo.text.TextModel` decides when it is refilled.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api import TextModel
 from ..errors import ConfigError
 from ..registry import register_family
+from ..text import TextModel
 
 SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api import ImageModel
 from ..errors import ConfigError, InvalidInputError
+from ..image import ImageModel
 from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, gated_activation, paired_groups
 from ..registry import register_family
 

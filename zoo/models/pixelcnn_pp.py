@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..api import ImageModel
 from ..errors import ConfigError
+from ..image import ImageModel
 from ..registry import register_family
 
 

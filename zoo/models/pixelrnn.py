@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api import ImageModel
 from ..errors import ConfigError
+from ..image import ImageModel
 from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, diagonal_order, paired_groups
 from ..registry import register_family
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api import AudioModel
+from ..audio import AudioModel
 from ..errors import ConfigError
 from ..registry import register_family
 

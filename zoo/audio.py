@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,10 +17,11 @@ import torchaudio.functional as AF
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .contract import AutoregressiveModel, Condition, check_sampling, progress_bar
+from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
+from .distributions import Distribution
 from .errors import DatasetError, InvalidInputError
 
-__all__ = ["AUDIO_SUFFIXES", "AudioClip", "AudioClipSet", "AudioCodes", "AudioFile", "AudioModel", "AudioSpace", "AudioWindows",
+__all__ = ["AUDIO_SUFFIXES", "AudioCache", "AudioClip", "AudioClipSet", "AudioCodes", "AudioFile", "AudioModel", "AudioSpace", "AudioWindows",
            "pack_windows", "read_audio", "write_audio", "write_spectrogram"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -207,10 +210,12 @@ class AudioCodes:
         return self.space.encode(wave)[lo - first * step_out : hi - first * step_out]
 
 
-def pack_windows(codes: AudioCodes, spans: list[tuple[int, int, int]], context: int, bos: int, width: int | None = None) -> torch.Tensor:
+def pack_windows(segment: Callable[[int, int, int], torch.Tensor], spans: list[tuple[int, int, int]], context: int, bos: int,
+                 width: int | None = None) -> torch.Tensor:
     """Training/evaluation rows ``[N, 2, W]``: row 0 the network's inputs, row 1 the scored targets (-1: not scored).
 
-    ``spans`` holds ``(clip, a, b)``: targets ``[a, b)`` are scored, with up to ``context`` earlier
+    ``segment(i, lo, hi)`` gives codes ``[lo, hi)`` of clip ``i``; ``spans`` holds ``(clip, a, b)``:
+    targets ``[a, b)`` are scored, with up to ``context`` earlier
     samples as left context. The input at clip position t is code t-1 (``bos`` at t = 0); a window
     that reaches the clip start begins with ``bos`` and is exact for every target in it.
     """
@@ -219,7 +224,7 @@ def pack_windows(codes: AudioCodes, spans: list[tuple[int, int, int]], context: 
     out = torch.full((len(spans), 2, width), -1, dtype=torch.long)
     out[:, 0] = 0
     for row, ((i, a, b), s) in enumerate(zip(spans, starts, strict=True)):
-        c = codes.segment(i, max(0, s - 1), b)
+        c = segment(i, max(0, s - 1), b)
         inputs = torch.cat([torch.tensor([bos]), c[: b - 1]]) if s == 0 else c[: b - s]
         out[row, 0, : b - s] = inputs
         out[row, 1, a - s : b - s] = c[-(b - a) :] if b > a else c[:0]
@@ -249,7 +254,7 @@ class AudioWindows(Dataset):
             n = self.codes.lengths[i]
             a = int(torch.randint(0, max(1, n - self.length + 1), ()))
             spans.append((i, a, min(n, a + self.length)))
-        rows = pack_windows(self.codes, spans, self.context, self.bos, width=self.context + self.length)
+        rows = pack_windows(self.codes.segment, spans, self.context, self.bos, width=self.context + self.length)
         return (rows,) if self.speakers is None else (rows, self.speakers[clips])
 
 
@@ -264,91 +269,85 @@ class AudioClipSet(Dataset):
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         spans = [(i, 0, self.codes.lengths[i]) for i in idx.tolist()]
-        rows = pack_windows(self.codes, spans, 0, self.bos)
+        rows = pack_windows(self.codes.segment, spans, 0, self.bos)
         return (rows,) if self.speakers is None else (rows, self.speakers[idx])
 
 
 
 
+class AudioCache(Cache):
+    """Generation over a code buffer ``[N, T]``: step ``t`` draws sample ``t``. This base is the naive path."""
+
+    def __init__(self, model: AudioModel, codes: torch.Tensor, cond: torch.Tensor | None) -> None:
+        self.model, self.codes, self.cond = model, codes, cond
+
+    def params_at(self, t: int) -> torch.Tensor:
+        """One forward over the receptive field before ``t`` (exact: nothing older reaches position t)."""
+        start = max(0, t - self.model.receptive_field + 1)
+        inputs = self.codes[:, max(0, start - 1) : t]
+        if start == 0:
+            inputs = torch.cat([torch.full_like(self.codes[:, :1], self.model.bos), inputs], dim=1)
+        return self.model(inputs, self.cond)[:, :, -1]
+
+    def update(self, t: int, value: torch.Tensor) -> None:
+        self.codes[:, t] = value.reshape(-1)
+
+
 class AudioModel(AutoregressiveModel):
-    """Waveform models over integer sample codes. A family implements ``forward``, ``per_step_log_prob`` and ``draw``.
+    """Waveform models over integer sample codes. A family implements ``forward`` and may override ``incremental_cache``.
 
     A clip of T samples is scored from a begin-of-clip input (code ``levels``): the input at
     position t is sample t-1, so ``log p(x_t | x_<t)`` for every t, the first included. Batches for
     training and evaluation are ``[N, 2, W]`` code rows (inputs; targets with -1 where not scored),
-    built by ``prepare_dataset``; so cropped training windows and whole test clips share one loss.
-    Sampling draws all its uniforms from the generator up front, so the naive path and a family's
-    cached path (``generation_state``/``next_params``) consume randomness identically.
+    so cropped training windows and whole test clips share one loss.
     """
 
     modality: ClassVar[str] = "audio"
     eval_chunk: ClassVar[int] = 1 << 17  # samples per forward when scoring without gradients (bounds memory)
 
-    @property
-    def space(self) -> AudioSpace:
-        c = self.config
-        return AudioSpace(c.sample_rate, c.levels, "mu-law" if getattr(c, "output", "mu-law") == "mu-law" else "linear")
+    def __init__(self, config: Any, *, space: AudioSpace, distribution: Distribution, labels: Sequence[str] | None,
+                 receptive_field: int, train_samples: int) -> None:
+        super().__init__(config, distribution=distribution, labels=labels)
+        self.space = space
+        self.receptive_field = receptive_field
+        self.train_samples = train_samples
 
     @property
     def sample_rate(self) -> int:
-        return self.config.sample_rate
+        return self.space.sample_rate
 
     @property
     def bos(self) -> int:
         return self.space.levels
 
-    @property
-    def receptive_field(self) -> int:
-        """How many past samples a prediction can depend on."""
-        raise NotImplementedError
-
     # ---- hooks a family implements
+    @abstractmethod
     def forward(self, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """Output parameters ``[N, W, P]`` for input codes ``[N, W]`` (values 0..levels, ``levels`` = begin of clip)."""
-        raise NotImplementedError
+        """Output parameters ``[N, P, W]`` for input codes ``[N, W]`` (values 0..levels, ``levels`` = begin of clip)."""
 
-    def per_step_log_prob(self, inputs: torch.Tensor, targets: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """``log p(target_t | inputs_<=t)`` in float32 nats ``[N, W]``, differentiable; targets < 0 give 0."""
-        raise NotImplementedError
-
-    def draw(self, params: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Codes ``[N]`` drawn from output parameters ``[N, P]`` by inverse CDF with ``uniforms [N, 2]``."""
-        raise NotImplementedError
-
-    def generation_state(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None) -> Any:
-        """Caches carried from sample to sample, already fed ``codes[:, :first]``; the default keeps none."""
-        return None
-
-    def next_params(self, codes: torch.Tensor, t: int, cond: torch.Tensor | None, state: Any) -> torch.Tensor:
-        """Output parameters ``[N, P]`` for sample ``t`` given ``codes[:, :t]``.
-
-        With ``state`` None this is the naive path: one forward over the receptive field (exact,
-        since nothing older can reach position t), the reference the cached path is tested against.
-        """
-        start = max(0, t - self.receptive_field + 1)
-        inputs = codes[:, max(0, start - 1) : t]
-        if start == 0:
-            inputs = torch.cat([torch.full_like(codes[:, :1], self.bos), inputs], dim=1)
-        return self(inputs, cond)[:, -1]
+    def incremental_cache(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None) -> Cache:
+        """The fast sampler's state after the known ``codes[:, :first]``; the default is the naive path."""
+        return AudioCache(self, codes, cond)
 
     # ---- helpers
-    def _waveforms(self, x: Any, name: str, sample_rate: int | None, resample: bool) -> tuple[list[torch.Tensor], bool]:
-        """Validated clips (a list of ``[T]`` tensors) and whether the input was a list of clips of any lengths."""
+    def per_step_log_prob(self, inputs: torch.Tensor, targets: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """``log p(target_t | inputs_<=t)`` in float32 nats ``[N, W]``, differentiable; targets < 0 give 0."""
+        lp = self.distribution.log_prob(self(inputs, cond), targets.clamp(min=0)[:, None])[:, 0]
+        return lp.masked_fill(targets < 0, 0.0)
+
+    def _waveforms(self, x: Any, name: str, sample_rate: int | None, resample: bool) -> list[torch.Tensor]:
+        """Validated clips (a list of ``[T]`` tensors) from a waveform ``[N, T]``/``[T]`` or a list of ``[T]`` waveforms."""
         if isinstance(x, (list, tuple)):
             if not x:
                 raise InvalidInputError(f"{name} is an empty list; give a waveform [N, T] or a list of [T] waveforms")
-            return [self._single(w, f"{name}[{i}]", sample_rate, resample) for i, w in enumerate(x)], True
-        return list(self.space.validate(x, name=name, sample_rate=sample_rate, resample=resample)), False
+            return [self._single(w, f"{name}[{i}]", sample_rate, resample) for i, w in enumerate(x)]
+        return list(self.space.validate(x, name=name, sample_rate=sample_rate, resample=resample))
 
     def _single(self, w: Any, name: str, sample_rate: int | None, resample: bool) -> torch.Tensor:
         wave = self.space.validate(w, name=name, sample_rate=sample_rate, resample=resample)
         if wave.shape[0] != 1:
             raise InvalidInputError(f"{name} holds {wave.shape[0]} clips; a list entry must be one mono waveform [T]")
         return wave[0]
-
-    def _rows(self, clips: list[torch.Tensor]) -> torch.Tensor:
-        codes = AudioCodes([AudioClip(c, self.sample_rate, "", None) for c in clips], self.space)  # type: ignore[arg-type]
-        return pack_windows(codes, [(i, 0, len(c)) for i, c in enumerate(clips)], 0, self.bos)
 
     def _scores(self, rows: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Per-sample log-probabilities ``[N, W]`` of packed rows, in chunks of at most ``eval_chunk`` samples when not training."""
@@ -376,7 +375,7 @@ class AudioModel(AutoregressiveModel):
         return -self.log_prob(x, condition=condition, sample_rate=sample_rate, resample=resample) / (self.dims(x) * math.log(2))
 
     def example_batch(self, n: int) -> torch.Tensor:
-        """``n`` random valid waveforms of 50 ms: a cheap input for smoke tests and publish-time validation."""
+        """``n`` random valid waveforms of 50 ms."""
         g = torch.Generator().manual_seed(0)
         return torch.rand(n, max(2, self.sample_rate // 20), generator=g) * 1.8 - 0.9
 
@@ -397,8 +396,7 @@ class AudioModel(AutoregressiveModel):
         codes = AudioCodes(list(raw), self.space)
         if not train:
             return AudioClipSet(codes, speakers, self.bos)
-        length = getattr(self.config, "train_samples", None) or 4000
-        return AudioWindows(codes, speakers, length, self.receptive_field - 1, self.bos)
+        return AudioWindows(codes, speakers, self.train_samples, self.receptive_field - 1, self.bos)
 
     @torch.inference_mode()
     def log_prob(self, x: Any, *, condition: Condition = None, per_dim: bool = False, sample_rate: int | None = None,
@@ -408,9 +406,10 @@ class AudioModel(AutoregressiveModel):
         ``x`` is a waveform ``[N, T]``/``[T]`` or a list of ``[T]`` waveforms; ``sample_rate`` says its rate
         (default: the model's); a different rate needs ``resample=True``.
         """
-        clips, _ = self._waveforms(x, "waveform", sample_rate, resample)
+        clips = self._waveforms(x, "waveform", sample_rate, resample)
         cond = self.condition_ids(condition, len(clips))
-        rows = self._rows(clips)
+        codes = [self.space.encode(c) for c in clips]
+        rows = pack_windows(lambda i, lo, hi: codes[i][lo:hi], [(i, 0, len(c)) for i, c in enumerate(codes)], 0, self.bos)
         lp = self._scores(rows, cond).cpu()
         if per_dim:
             return lp.masked_fill(rows[:, 1] < 0, float("nan"))
@@ -421,9 +420,9 @@ class AudioModel(AutoregressiveModel):
                temperature: float = 1.0, generator: torch.Generator | None = None, progress: bool | None = None,
                naive: bool = False) -> torch.Tensor:
         """Draw ``n`` clips of ``seconds`` (or exactly ``samples``) as float32 ``[n, T]`` in [-1, 1]."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise InvalidInputError(f"n must be a positive int, got {n!r}")
+        n = check_count(n, "n")
         length = self._length(seconds, samples)
+        self.check_generation_size(n, length, 8 + 4 * self.distribution.uniforms)
         codes = torch.zeros(n, length, dtype=torch.long, device=self.device)
         self._fill(codes, 0, condition, temperature, generator, progress, naive)
         return self.space.decode(codes).cpu()
@@ -435,39 +434,30 @@ class AudioModel(AutoregressiveModel):
         """Each prefix ``[N, T]`` followed by ``seconds`` more: ``[N, T + new]``, the prefix returned unchanged."""
         wave = self.space.validate(prefix, name="prefix", sample_rate=sample_rate, resample=resample)
         new = self._length(seconds, samples, allow_zero=True)
+        self.check_generation_size(wave.shape[0], wave.shape[1] + new, 8 + 4 * self.distribution.uniforms)
         codes = torch.zeros(wave.shape[0], wave.shape[1] + new, dtype=torch.long, device=self.device)
         codes[:, : wave.shape[1]] = self.space.encode(wave).to(self.device)
         self._fill(codes, wave.shape[1], condition, temperature, generator, progress, naive)
         return torch.cat([wave, self.space.decode(codes[:, wave.shape[1] :]).cpu()], dim=1)
 
-    def _length(self, seconds: float, samples: int | None, allow_zero: bool = False) -> int:
+    def _length(self, seconds: Any, samples: Any, allow_zero: bool = False) -> int:
+        least = 0 if allow_zero else 1
         if samples is not None:
-            if not isinstance(samples, int) or samples < (0 if allow_zero else 1):
-                raise InvalidInputError(f"samples must be a {'non-negative' if allow_zero else 'positive'} int, got {samples!r}")
-            return samples
-        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-            raise InvalidInputError(f"seconds must be a {'non-negative' if allow_zero else 'positive'} number, got {seconds!r}")
-        return round(seconds * self.sample_rate)
+            return check_count(samples, "samples", minimum=least)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+            raise InvalidInputError(f"seconds must be a finite number >= 0, got {seconds!r}")
+        length = round(seconds * self.sample_rate)
+        if length < least:
+            raise InvalidInputError(f"seconds={seconds!r} is less than one sample at {self.sample_rate} Hz; ask for at least "
+                                    f"{1 / self.sample_rate:.3g} s")
+        return length
 
     def _fill(self, codes: torch.Tensor, first: int, condition: Condition, temperature: float,
               generator: torch.Generator | None, progress: bool | None, naive: bool) -> None:
-        check_sampling(temperature, None, None)
+        temperature = check_sampling(temperature)
         cond = self.condition_ids(condition, codes.shape[0])
-        total = codes.shape[1]
-        uniforms = torch.rand(max(0, total - first), codes.shape[0], 2, generator=generator, device=codes.device)
-        state = None if naive else self.generation_state(codes, first, cond)
-        with progress_bar(total - first, progress, f"sampling {self.family}", unit="sample") as bar:
-            self.sample_codes(codes, first, cond, float(temperature), uniforms, state, bar)
-
-    def sample_codes(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None, temperature: float,
-                     uniforms: torch.Tensor, state: Any, bar: Any) -> None:
-        """Draw ``codes[:, first:]`` in place, sample t with ``uniforms[t - first]``: one ``next_params`` per sample.
-
-        A family may override it to run its cached loop without per-sample Python calls.
-        """
-        for t in range(first, codes.shape[1]):
-            codes[:, t] = self.draw(self.next_params(codes, t, cond, state), uniforms[t - first], temperature)
-            bar.update(1)
+        cache = AudioCache(self, codes, cond) if naive else self.incremental_cache(codes, first, cond)
+        self.run_generation(cache, first, codes.shape[1], codes.shape[0], temperature, generator, progress, "sample")
 
 
 def write_spectrogram(clip: torch.Tensor, sample_rate: int, path: str) -> None:

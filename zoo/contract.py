@@ -1,14 +1,22 @@
-"""The contract every zoo model answers, whatever its modality.
+"""The contract every zoo model answers, whatever its modality, and the one generation driver.
 
 ``AutoregressiveModel`` fixes the public calls (``log_prob``, ``bits_per_dim``, ``sample``,
-``complete``, ``save_pretrained``); a modality base class (``zoo.image``, ``zoo.audio``,
-``zoo.text``) turns them into a small set of hooks a family implements.
+``complete``, ``save_pretrained``), resolves conditions and checks sampling arguments. A modality
+base class (``zoo.image``, ``zoo.audio``, ``zoo.text``) maps its data onto *steps* (pixels and
+channels, samples, tokens) and a family supplies a network and an output distribution.
+
+Generation is one loop for every family: at each step ask a :class:`Cache` for the output
+parameters, draw from the distribution with uniforms drawn up front, record the value. The naive
+path is a cache too (a full forward per step), the reference every fast cache is tested against.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from os import PathLike
 from typing import Any, ClassVar
 
@@ -17,58 +25,145 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import save_pretrained
+from .distributions import Distribution
 from .errors import InvalidInputError
 from .registry import Entry
 
-__all__ = ["AutoregressiveModel", "Condition", "check_sampling", "progress_bar", "sample_logits"]
+__all__ = ["AutoregressiveModel", "Cache", "Condition", "check_count", "check_sampling", "generation_threads", "progress_bar"]
 
 Condition = torch.Tensor | Sequence[str] | Sequence[int] | str | int | None
 
+# Per-step work (parameters x batch) below which generation runs on one CPU thread: its ops are
+# matrix-vector sized, and a second thread only adds OpenMP hand-offs (10-100x slower per op when
+# another job keeps a core busy).
+SMALL_STEP_WORK = 5e7
 
-class AutoregressiveModel(nn.Module):
-    """Base class of every family. Subclasses set ``family``/``modality`` and take one config dataclass."""
+
+class Cache(ABC):
+    """Incremental generation state with the one interface every sampler implements.
+
+    Steps are the modality's dimensions in generation order. ``params_at(t)`` returns the output
+    parameters ``[N, p]`` of step ``t`` once every earlier step has been recorded with
+    ``update(t, value)``. A cache may fuse the whole loop (``generate``) where per-step Python
+    calls dominate, as long as it draws the same values from the same uniforms.
+    """
+
+    @abstractmethod
+    def params_at(self, t: int) -> torch.Tensor:
+        """Output-distribution parameters ``[N, p]`` for step ``t``."""
+
+    @abstractmethod
+    def update(self, t: int, value: torch.Tensor) -> None:
+        """Record the value drawn at step ``t`` (``[N]``, or ``[N, C]`` for a joint draw)."""
+
+    def finished(self) -> bool:
+        """Whether generation may stop early (every text hit its stop string)."""
+        return False
+
+    def generate(self, distribution: Distribution, first: int, stop: int, uniforms: torch.Tensor, temperature: float,
+                 bar: tqdm, options: dict[str, Any]) -> None:
+        """Draw steps ``[first, stop)``, step ``t`` from ``uniforms[t - first]``: the one generation loop."""
+        for t in range(first, stop):
+            self.update(t, distribution.sample(self.params_at(t), uniforms[t - first], temperature, **options))
+            bar.update(1)
+            if self.finished():
+                break
+
+
+def progress_bar(total: int, progress: bool | None, desc: str, unit: str = "step") -> tqdm:
+    # tqdm's disable=None shows the bar only on a terminal: the behaviour we want by default.
+    return tqdm(total=total, desc=desc, disable=None if progress is None else not progress, leave=False, unit=unit)
+
+
+def check_count(value: Any, name: str, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` (bools and floats refused), else InvalidInputError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_sampling(temperature: Any, top_k: Any = None, top_p: Any = None) -> float:
+    """Validated sampling options; returns the temperature as a float."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+        raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidInputError(f"top_k must be a positive int or None, got {top_k!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+        raise InvalidInputError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
+    return float(temperature)
+
+
+def _memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[1]
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+@contextmanager
+def generation_threads(model: nn.Module, n: int) -> Iterator[None]:
+    """One intra-op thread for small per-step work on CPU, restored afterwards (no process-wide change survives the call)."""
+    device = next(model.parameters()).device
+    small = device.type == "cpu" and sum(p.numel() for p in model.parameters()) * n < SMALL_STEP_WORK
+    threads = torch.get_num_threads()
+    if small and threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+class AutoregressiveModel(nn.Module, ABC):
+    """Base class of every family: conditions, devices, the generation driver and checkpoint saving.
+
+    A family's ``__init__`` hands its modality base the config, the data space, the output
+    ``distribution`` and the condition ``labels``; ``register_family`` sets ``family``.
+    """
 
     family: ClassVar[str] = ""
     modality: ClassVar[str] = ""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, distribution: Distribution, labels: Sequence[str] | None = None) -> None:
         super().__init__()
         self.config = config
+        self.distribution = distribution
+        self.labels: list[str] = list(labels or [])
         self.entry: Entry | None = None
 
     # ----------------------------------------------------------------- conditions
-    @property
-    def labels(self) -> list[str]:
-        """Names of the condition values (classes, speakers) in id order; empty when unconditional."""
-        return list(getattr(self.config, "labels", None) or [])
-
     @property
     def num_conditions(self) -> int:
         return len(self.labels)
 
     def condition_ids(self, condition: Condition, n: int) -> torch.Tensor | None:
-        """Resolve a condition given by name or id, single or per example, into ``LongTensor[n]``."""
+        """Resolve a condition given by name or id, single or per example, into ``LongTensor[n]`` on the model's device."""
         if self.num_conditions == 0:
             if condition is not None:
-                raise InvalidInputError(f"{self.family} model is unconditional; pass condition=None")
+                raise InvalidInputError(f"{self.family} model is unconditional; pass condition=None, got {condition!r}")
             return None
+        accepted = f"a name in {self.labels} or an id in 0..{self.num_conditions - 1}, one or one per example"
         if condition is None:
-            raise InvalidInputError(f"this model is conditional; pass condition= one of {self.labels} (by name or id)")
-        if isinstance(condition, (str, int)):
-            condition = [condition]
+            raise InvalidInputError(f"this model is conditional; pass condition= {accepted}")
         if isinstance(condition, torch.Tensor):
-            if condition.dtype.is_floating_point or condition.dim() > 1:
-                raise InvalidInputError(f"condition ids must be a LongTensor[N], got {condition.dtype} {list(condition.shape)}")
+            if condition.dtype.is_floating_point or condition.dtype.is_complex or condition.dtype == torch.bool or condition.dim() > 1:
+                raise InvalidInputError(f"condition ids must be an integer LongTensor[N], got {condition.dtype} {list(condition.shape)}")
             ids = condition.long().reshape(-1).cpu()
         else:
+            values = [condition] if isinstance(condition, (str, int)) else condition
+            if not isinstance(values, Sequence) or not values:
+                raise InvalidInputError(f"condition must be {accepted}; got {condition!r}")
             resolved = []
-            for value in condition:
-                if isinstance(value, str):
-                    if value not in self.labels:
-                        raise InvalidInputError(f"unknown condition {value!r}; this model knows {self.labels}")
+            for value in values:
+                if isinstance(value, str) and value in self.labels:
                     resolved.append(self.labels.index(value))
+                elif isinstance(value, int) and not isinstance(value, bool):
+                    resolved.append(value)
                 else:
-                    resolved.append(int(value))
+                    raise InvalidInputError(f"unknown condition {value!r}; pass {accepted}")
             ids = torch.tensor(resolved, dtype=torch.long)
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_conditions):
             raise InvalidInputError(f"condition ids must be in 0..{self.num_conditions - 1}, got {ids.tolist()}")
@@ -90,70 +185,64 @@ class AutoregressiveModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    # ----------------------------------------------------------------- contract
+    # ----------------------------------------------------------------- the contract
+    @abstractmethod
     def log_prob(self, x: Any, *, condition: Condition = None, per_dim: bool = False) -> torch.Tensor:
         """Exact log-likelihood in nats: ``[N]`` per example, or each ``log p(x_t | x_<t)`` with ``per_dim``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def dims(self, x: Any) -> int | torch.Tensor:
-        """Number of dimensions each example has (for bits/dim)."""
-        raise NotImplementedError
+        """Number of scored dimensions of each example (for bits/dim)."""
 
-    def bits_per_dim(self, x: Any, *, condition: Condition = None) -> torch.Tensor:
-        """Negative log-likelihood in bits per dimension, ``[N]``."""
-        return -self.log_prob(x, condition=condition) / (self.dims(x) * math.log(2))
+    @abstractmethod
+    def sample(self, n: int, **kwargs: Any) -> Any:
+        """``n`` examples drawn with the cached sampler (``naive=True``: a full forward per step)."""
 
+    @abstractmethod
+    def complete(self, partial: Any, **kwargs: Any) -> Any:
+        """The known part followed by sampled values; the known part comes back unchanged."""
+
+    @abstractmethod
     def training_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
         """Summed NLL in nats over a training batch and the number of dimensions it covers (differentiable)."""
-        raise NotImplementedError
 
-    def sample(self, n: int, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
+    @abstractmethod
     def example_batch(self, n: int) -> Any:
-        raise NotImplementedError
+        """``n`` valid random inputs: a cheap batch for smoke tests and publish-time validation."""
 
     def prepare_dataset(self, raw: Any, *, train: bool) -> Any:
         """Turn a dataset adapter's output into batches this model trains or is evaluated on."""
         return raw
 
-    def complete(self, partial: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+    def bits_per_dim(self, x: Any, *, condition: Condition = None) -> torch.Tensor:
+        """Negative log-likelihood in bits per dimension, ``[N]``."""
+        return -self.log_prob(x, condition=condition) / (self.dims(x) * math.log(2))
 
-    def save_pretrained(self, directory: str | PathLike[str], **kwargs: Any) -> None:
+    def save_pretrained(self, directory: str | PathLike[str], **kwargs: Any) -> Any:
         """Write this model in the checkpoint format (config.json, model.safetensors, README.md)."""
-        save_pretrained(self, directory, **kwargs)
+        return save_pretrained(self, directory, **kwargs)
 
     def extra_repr(self) -> str:
         return f"family={self.family!r}, params={self.num_parameters():,}"
 
+    # ----------------------------------------------------------------- the generation driver
+    def check_generation_size(self, n: int, steps: int, per_step_bytes: int) -> None:
+        """Refuse a generation whose buffers cannot fit in memory, before allocating them."""
+        need = n * max(steps, 1) * per_step_bytes
+        have = _memory_bytes(self.device)
+        if need > have:
+            raise InvalidInputError(f"generating {n} x {steps:,} steps needs about {need / 2**30:.1f} GiB, more than the "
+                                    f"{have / 2**30:.1f} GiB of memory here; ask for fewer or shorter samples")
 
-def progress_bar(total: int, progress: bool | None, desc: str, unit: str = "step") -> tqdm:
-    # tqdm's disable=None shows the bar only on a terminal: the behaviour we want by default.
-    return tqdm(total=total, desc=desc, disable=None if progress is None else not progress, leave=False, unit=unit)
+    def run_generation(self, cache: Cache, first: int, stop: int, n: int, temperature: float, generator: torch.Generator | None,
+                       progress: bool | None, unit: str, options: dict[str, Any] | None = None) -> None:
+        """Draw steps ``[first, stop)`` of a batch of ``n`` through ``cache`` (the one driver every modality calls).
 
-
-def sample_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw one index per row of ``logits [N, V]`` after temperature, top-k and nucleus (top-p) filtering."""
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the smallest prefix reaching top_p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-
-
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature > 0:
-        raise InvalidInputError(f"temperature must be > 0, got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise InvalidInputError(f"top_k must be a positive int or None, got {top_k!r}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise InvalidInputError(f"top_p must be in (0, 1] or None, got {top_p!r}")
-
-
+        All uniforms are drawn up front from ``generator`` (on its own device), so every cache
+        consumes the randomness identically: the naive and the cached path draw the same values.
+        """
+        k = self.distribution.uniforms
+        gen_device = generator.device if generator is not None else self.device
+        uniforms = torch.rand(max(0, stop - first), n, k, generator=generator, device=gen_device).to(self.device)
+        with generation_threads(self, n), progress_bar(stop - first, progress, f"sampling {self.family}", unit) as bar:
+            cache.generate(self.distribution, first, stop, uniforms, temperature, bar, options or {})

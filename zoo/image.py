@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,10 +14,12 @@ import torch
 from PIL import Image
 from torchvision.utils import save_image
 
-from .contract import AutoregressiveModel, Condition, check_sampling, progress_bar
+from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
+from .distributions import Bernoulli, Categorical, Distribution
 from .errors import InvalidInputError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageModel", "ImageSpace", "read_images", "write_grid"]
+__all__ = ["IMAGE_SUFFIXES", "FullForward", "ImageCache", "ImageModel", "ImageSpace", "RowCrop", "pixel_distribution", "read_images",
+           "write_grid"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -92,52 +96,96 @@ class ImageSpace:
         return (pixels * (self.levels - 1) + 127) // 255
 
 
+def pixel_distribution(levels: int, channels: int) -> Distribution:
+    """The per-channel output of the PixelCNN family of models: a Bernoulli logit for binary images, else a softmax."""
+    return Bernoulli(channels) if levels == 2 else Categorical(levels, channels)
+
+
+class ImageCache(Cache):
+    """Generation state over an image's steps: pixel ``t // D`` in raster order, channel ``t % D`` inside it.
+
+    ``D`` is the distribution's draws per pixel (the channels, or 1 for a joint draw). ``update``
+    writes the drawn value into ``levels``; subclasses keep whatever activations they reuse.
+    """
+
+    def __init__(self, model: ImageModel, levels: torch.Tensor, cond: torch.Tensor | None) -> None:
+        self.model, self.levels, self.cond = model, levels, cond
+        self.draws = model.distribution.draws_per_position
+        self.width = model.space.width
+
+    def position(self, t: int) -> tuple[int, int, int]:
+        """``(row, col, channel)`` of step ``t`` (channel 0 for a joint draw)."""
+        pixel, channel = divmod(t, self.draws)
+        return (*divmod(pixel, self.width), channel)
+
+    def unit(self, levels: torch.Tensor) -> torch.Tensor:
+        return self.model.space.to_unit(levels, self.model.dtype)
+
+    def update(self, t: int, value: torch.Tensor) -> None:
+        row, col, channel = self.position(t)
+        if value.dim() == 2:
+            self.levels[:, :, row, col] = value
+        else:
+            self.levels[:, channel, row, col] = value
+
+
+class FullForward(ImageCache):
+    """The naive path: the whole network on the whole image at every step (the reference for every cache)."""
+
+    def params_at(self, t: int) -> torch.Tensor:
+        row, col, channel = self.position(t)
+        return self.model.distribution.channel_params(self.model(self.unit(self.levels), self.cond)[:, :, row, col], channel)
+
+
+class RowCrop(ImageCache):
+    """Exact for any raster-causal network: no output at row r depends on a row below r, so those rows are left out."""
+
+    def params_at(self, t: int) -> torch.Tensor:
+        row, col, channel = self.position(t)
+        params = self.model(self.unit(self.levels[:, :, : row + 1]), self.cond)[:, :, row, col]
+        return self.model.distribution.channel_params(params, channel)
+
+
 class ImageModel(AutoregressiveModel):
-    """Raster-order image models. A family implements ``forward``, ``per_dim_log_prob`` and ``sample_pixel``."""
+    """Raster-order image models over integer levels ``[N, C, H, W]``.
+
+    A family's config has ``height``, ``width``, ``channels``, ``levels`` (and ``labels`` when
+    class-conditional); the family implements ``forward(x, cond) -> params [N, P, H, W]`` for ``x``
+    in [-1, 1], where the parameters at a pixel see only earlier pixels (and, for channel c's
+    block, the channels before c of the same pixel), and may override ``incremental_cache``.
+    """
 
     modality: ClassVar[str] = "image"
 
-    @property
-    def space(self) -> ImageSpace:
-        c = self.config
-        return ImageSpace(c.channels, c.height, c.width, c.levels)
+    def __init__(self, config: Any, *, distribution: Distribution, labels: Sequence[str] | None = None) -> None:
+        super().__init__(config, distribution=distribution, labels=labels)
+        self.space = ImageSpace(config.channels, config.height, config.width, config.levels)
 
-    # ---- hooks a family implements
-    def per_dim_log_prob(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """``log p(x_t | x_<t)`` for integer ``levels [N,C,H,W]``, in float32 nats, differentiable."""
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Output parameters ``[N, P, H, W]`` for ``x`` in [-1, 1] and class ids ``cond`` (None: unconditional)."""
 
-    def sample_pixel(
-        self, levels: torch.Tensor, cond: torch.Tensor | None, row: int, col: int,
-        temperature: float, generator: torch.Generator | None, state: Any,
-    ) -> None:
-        """Sample every channel of pixel ``(row, col)`` given the pixels before it, writing into ``levels``.
-
-        ``state`` is what ``sampling_state`` returned (None on the naive path, which must run the
-        network on the whole image: the reference that fast paths are tested against).
-        """
-        raise NotImplementedError
-
-    def sampling_state(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Any:
-        """Caches a fast sampler carries from pixel to pixel (layer activations, recurrent state).
-
-        Called once per ``sample``/``complete`` unless ``naive=True``; ``levels`` already holds the
-        known rows ``[0, first_row)``. The default keeps nothing.
-        """
-        return None
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Cache:
+        """The fast sampler's state after the known rows ``[0, first_row)``; the default crops rows below the current one."""
+        return RowCrop(self, levels, cond)
 
     # ---- contract
+    def per_dim_log_prob(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """``log p(x_t | x_<t)`` for integer ``levels [N, C, H, W]``, in float32 nats, differentiable."""
+        return self.distribution.log_prob(self(self.space.to_unit(levels, self.dtype), cond), levels)
+
     def dims(self, x: Any = None) -> int:
         return self.space.dims
 
     def example_batch(self, n: int) -> torch.Tensor:
-        """``n`` random valid images: a cheap input for smoke tests and publish-time validation."""
         return torch.randint(0, self.space.levels, (n, *self.space.shape), dtype=torch.uint8)
 
     def training_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
         x, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
         levels = x.to(self.device).long()
         cond = None if self.num_conditions == 0 or cond is None else cond.to(self.device).long()
+        if self.num_conditions and cond is None:
+            raise InvalidInputError(f"this model is conditional on {self.labels}; the batch carries no class ids")
         return -self.per_dim_log_prob(levels, cond).sum(), levels.numel()
 
     @torch.inference_mode()
@@ -148,40 +196,32 @@ class ImageModel(AutoregressiveModel):
         return lp if per_dim else lp.flatten(1).sum(1)
 
     @torch.inference_mode()
-    def sample(
-        self, n: int, *, condition: Condition = None, temperature: float = 1.0,
-        generator: torch.Generator | None = None, progress: bool | None = None, naive: bool = False,
-    ) -> torch.Tensor:
+    def sample(self, n: int, *, condition: Condition = None, temperature: float = 1.0, generator: torch.Generator | None = None,
+               progress: bool | None = None, naive: bool = False) -> torch.Tensor:
         """Draw ``n`` images as ``uint8 [n, C, H, W]`` (levels 0..levels-1)."""
-        if not isinstance(n, int) or n < 1:
-            raise InvalidInputError(f"n must be a positive int, got {n!r}")
+        n = check_count(n, "n")
+        self.check_generation_size(n, self.space.dims, 16 * self.distribution.uniforms)
         levels = torch.zeros((n, *self.space.shape), dtype=torch.long, device=self.device)
         return self._fill(levels, 0, condition, temperature, generator, progress, naive)
 
     @torch.inference_mode()
-    def complete(
-        self, x: torch.Tensor, *, rows: int, condition: Condition = None, temperature: float = 1.0,
-        generator: torch.Generator | None = None, progress: bool | None = None, naive: bool = False,
-    ) -> torch.Tensor:
+    def complete(self, x: torch.Tensor, *, rows: int, condition: Condition = None, temperature: float = 1.0,
+                 generator: torch.Generator | None = None, progress: bool | None = None, naive: bool = False) -> torch.Tensor:
         """Keep the first ``rows`` rows of ``x`` (full-size images) and sample the rest."""
         levels = self.space.validate(x).to(self.device).clone()
-        if not isinstance(rows, int) or not 0 <= rows <= self.space.height:
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= self.space.height:
             raise InvalidInputError(f"rows must be an int in 0..{self.space.height}, got {rows!r}")
         return self._fill(levels, rows, condition, temperature, generator, progress, naive)
 
-    def _fill(self, levels, first_row, condition, temperature, generator, progress, naive) -> torch.Tensor:
-        check_sampling(temperature, None, None)
+    def _fill(self, levels: torch.Tensor, first_row: int, condition: Condition, temperature: float,
+              generator: torch.Generator | None, progress: bool | None, naive: bool) -> torch.Tensor:
+        temperature = check_sampling(temperature)
         cond = self.condition_ids(condition, levels.shape[0])
-        h, w = self.space.height, self.space.width
-        state = None if naive else self.sampling_state(levels, cond, first_row)
-        with progress_bar((h - first_row) * w, progress, f"sampling {self.family}", unit="px") as bar:
-            for row in range(first_row, h):
-                for col in range(w):
-                    self.sample_pixel(levels, cond, row, col, float(temperature), generator, state)
-                    bar.update(1)
+        cache = FullForward(self, levels, cond) if naive else self.incremental_cache(levels, cond, first_row)
+        per_row = self.space.width * self.distribution.draws_per_position
+        self.run_generation(cache, first_row * per_row, self.space.height * per_row, levels.shape[0], temperature, generator,
+                            progress, "step")
         return levels.to(torch.uint8)
-
-
 
 
 def read_images(paths: list[str], model: Any, binarize: bool) -> torch.Tensor:

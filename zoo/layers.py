@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .graph import ConvGeometry
+
 
 def channel_groups(n: int, groups: int) -> torch.Tensor:
     """Colour group (0 = R, 1 = G, 2 = B) of each of ``n`` channels: ``groups`` contiguous, near-equal blocks.
@@ -49,6 +51,10 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+    def conv_geometry(self) -> ConvGeometry:
+        k, p = self.kernel_size, self.padding
+        return ConvGeometry(k, (p[1], p[1], p[0], p[0]), taps=self.mask.amax((0, 1)) > 0, weight=lambda: (self.weight * self.mask, self.bias))
 
 
 def centre_tap_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, mask_type: str) -> torch.Tensor:
@@ -106,3 +112,7 @@ class RowMaskedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, (self.left, 0)), self.weight * self.mask, self.bias)
+
+    def conv_geometry(self) -> ConvGeometry:
+        return ConvGeometry(self.kernel_size, (self.left, 0, 0, 0), taps=self.mask.amax((0, 1)) > 0,
+                            weight=lambda: (self.weight * self.mask, self.bias))

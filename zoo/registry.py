@@ -198,6 +198,7 @@ def register_family(
     """Class decorator: make a model class buildable as ``zoo.build(name, ...)``."""
 
     def wrap(cls: type) -> type:
+        cls.family = name  # the one place a family's name is written
         REGISTRY.add_family(Family(name, cls, config, modality or cls.modality, dict(presets or {})))
         return cls
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,30 +13,43 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset
 
-from .contract import AutoregressiveModel, Condition, check_sampling, progress_bar, sample_logits
-from .errors import DatasetError, InvalidInputError
+from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
+from .distributions import Categorical
+from .errors import ConfigError, DatasetError, InvalidInputError
 
-__all__ = ["CharSpace", "TextChunks", "TextModel", "TextWindows", "read_text"]
+__all__ = ["CharSpace", "StepCache", "TextCache", "TextChunks", "TextModel", "TextWindows", "read_text"]
 
 
 @dataclass(frozen=True)
 class CharSpace:
-    """Text as characters of a fixed vocabulary. Token ``len(vocab)`` is the begin-of-text marker (BOS)."""
+    """Text as characters of a fixed vocabulary; with ``with_bos``, token ``len(vocab)`` is the begin-of-text marker.
+
+    A text space has ``encode``, ``decode``, ``size`` (logits per step), ``bos`` (prepended for scoring
+    and generation, or None: the first token is context only) and ``start`` (the token unconditional
+    generation starts from when there is no bos; None: generation needs a prompt).
+    """
 
     vocab: str
+    with_bos: bool = True
 
     def __post_init__(self) -> None:
-        if len(set(self.vocab)) != len(self.vocab) or not self.vocab:
-            raise ValueError("a character vocabulary must be a non-empty string of distinct characters")
+        if not isinstance(self.vocab, str) or not self.vocab or len(set(self.vocab)) != len(self.vocab):
+            repeated = sorted({c for c in self.vocab if self.vocab.count(c) > 1}) if isinstance(self.vocab, str) else []
+            raise ConfigError(f"a character vocabulary must be a non-empty str of distinct characters; repeated: {''.join(repeated)!r}")
 
     @property
     def size(self) -> int:
         return len(self.vocab)
 
     @property
-    def bos(self) -> int:
-        return len(self.vocab)
+    def bos(self) -> int | None:
+        return len(self.vocab) if self.with_bos else None
 
+    @property
+    def start(self) -> int | None:
+        return self.bos
+
+    @functools.cached_property
     def _index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.vocab)}
 
@@ -41,7 +57,7 @@ class CharSpace:
         """Token ids ``LongTensor[len(text)]``; characters outside the vocabulary are an error that lists them."""
         if not isinstance(text, str):
             raise InvalidInputError(f"{name} must be a str or a list of str, got {type(text).__name__}")
-        index = self._index()
+        index = self._index
         unknown = sorted({c for c in text if c not in index})
         if unknown:
             raise InvalidInputError(
@@ -58,75 +74,127 @@ class CharSpace:
         return cls("".join(sorted(set(text))))
 
 
-class TextModel(AutoregressiveModel):
-    """Character language models. A family implements ``forward`` and the cached ``step``.
+class TextCache(Cache):
+    """Generation over a token buffer ``[N, L]``: step ``t`` predicts token ``t`` from the window before it.
 
-    A text is scored from a begin-of-text token (BOS). A model with a finite ``context`` C sees a
-    window of at most C tokens: once full, the window jumps forward by ``slide`` tokens (S), so the
-    prediction at input position j uses tokens ``[start(j), j]`` with ``start(j) = 0`` for j < C and
-    ``((j - C) // S + 1) * S`` after. Scoring, naive sampling and cached sampling all use this one
-    rule, which is why they agree exactly and why long texts score at one forward per S tokens.
+    This base is the naive path: a full forward over the window at every step. It also tracks the
+    ``stop`` string of each row.
+    """
+
+    def __init__(self, model: TextModel, tokens: torch.Tensor, first: int, stop: str | None) -> None:
+        self.model, self.tokens, self.first, self.stop = model, tokens, first, stop
+        self.done = [False] * tokens.shape[0]
+
+    def params_at(self, t: int) -> torch.Tensor:
+        return self.model(self.tokens[:, self.model.window_start(t - 1) : t])[:, -1]
+
+    def update(self, t: int, value: torch.Tensor) -> None:
+        self.tokens[:, t] = value
+        if self.stop is not None:
+            for i, done in enumerate(self.done):
+                if not done and self.stop in self.model.space.decode(self.tokens[i, self.first : t + 1]):
+                    self.done[i] = True
+
+    def finished(self) -> bool:
+        return all(self.done)
+
+
+class StepCache(TextCache):
+    """The fast path: the family's ``step`` continues its cache (KV pairs, LSTM state) by one token, refilling it when the window jumps."""
+
+    def __init__(self, model: TextModel, tokens: torch.Tensor, first: int, stop: str | None) -> None:
+        super().__init__(model, tokens, first, stop)
+        self.state: Any = None
+        self.window = -1
+
+    def params_at(self, t: int) -> torch.Tensor:
+        start = self.model.window_start(t - 1)
+        if self.state is None or start != self.window:
+            logits, self.state = self.model.step(self.tokens[:, start:t], None)
+            self.window = start
+        else:
+            logits, self.state = self.model.step(self.tokens[:, t - 1 : t], self.state)
+        return logits[:, -1]
+
+
+class TextModel(AutoregressiveModel):
+    """Language models over a text space (characters, byte-level BPE). A family implements ``forward`` and ``step``.
+
+    A text is scored from a begin-of-text token (BOS) where the space has one; otherwise its first
+    token is context only (not scored: NaN in ``per_dim``). A model with a finite ``context`` C sees
+    a window of at most C tokens: once full, the window jumps forward by ``slide`` tokens (S), so
+    the prediction at input position j uses tokens ``[start(j), j]`` with ``start(j) = 0`` for j < C
+    and ``((j - C) // S + 1) * S`` after. Scoring, naive sampling and cached sampling all use this
+    one rule, which is why they agree exactly and why long texts score at one forward per S tokens.
     """
 
     modality: ClassVar[str] = "text"
 
-    @property
-    def space(self) -> CharSpace:
-        return CharSpace(self.config.vocab)
-
-    @property
-    def context(self) -> int | None:
-        return getattr(self.config, "context", None)
-
-    @property
-    def slide(self) -> int:
-        return max(1, getattr(self.config, "slide", None) or (self.context or 4) // 4)
+    def __init__(self, config: Any, *, space: Any, context: int | None, slide: int | None = None,
+                 train_length: int | None = None) -> None:
+        super().__init__(config, distribution=Categorical(space.size))
+        self.space = space
+        self.context = context
+        self.slide = slide or max(1, (context or 4) // 4)
+        self.train_length = train_length or context or 256
 
     def window_start(self, j: int) -> int:
         c = self.context
         return 0 if c is None or j < c else ((j - c) // self.slide + 1) * self.slide
 
     # ---- hooks a family implements
+    @abstractmethod
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, T, V]`` over the vocabulary (never BOS) for token ids ``[N, T]`` (T <= context)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
         """Continue from ``cache`` (None: empty) with ``ids [N, k]``; returns logits ``[N, k, V]`` and the new cache."""
-        raise NotImplementedError
 
     # ---- helpers
-    def _encode_batch(self, text: str | Sequence[str], name: str) -> tuple[list[torch.Tensor], bool]:
-        single = isinstance(text, str)
-        if not single and not (isinstance(text, Sequence) and all(isinstance(t, str) for t in text)):
+    def _encode_batch(self, text: str | Sequence[str], name: str) -> list[torch.Tensor]:
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
             raise InvalidInputError(f"{name} must be a str or a list of str, got {type(text).__name__}")
-        texts = [text] if single else list(text)
         if not texts:
             raise InvalidInputError(f"{name} is an empty list; give a str or a non-empty list of str")
-        return [self.space.encode(t, name=name) for t in texts], single
+        return [self.space.encode(t, name=name) for t in texts]
 
-    def _with_bos(self, ids: torch.Tensor) -> torch.Tensor:
-        bos = torch.full((*ids.shape[:-1], 1), self.space.bos, dtype=torch.long, device=ids.device)
-        return torch.cat([bos, ids], dim=-1)
+    def _with_prefix(self, ids: torch.Tensor, generating: bool = False) -> torch.Tensor:
+        """``ids [N, L]`` behind the begin-of-text token (or, with no BOS, the start token when generating from nothing)."""
+        first = self.space.bos if self.space.bos is not None else self.space.start if generating and ids.shape[1] == 0 else None
+        if first is None:
+            if generating and ids.shape[1] == 0:
+                raise InvalidInputError("this model has no begin-of-text token: give a non-empty prompt")
+            return ids
+        return torch.cat([torch.full((ids.shape[0], 1), first, dtype=torch.long, device=ids.device), ids], dim=1)
 
     def per_token_log_prob(self, seq: torch.Tensor) -> torch.Tensor:
-        """``log p(seq[:, t+1] | window)`` for ``seq [N, L+1]`` starting with BOS: ``[N, L]`` float32 nats (differentiable)."""
+        """``log p(seq[:, t+1] | window)`` for ``seq [N, L+1]``: ``[N, L]`` float32 nats (differentiable)."""
         n, length = seq.shape[0], seq.shape[1] - 1
         out = torch.empty(n, length, device=seq.device)
         j = 0
         while j < length:
             start = self.window_start(j)
             end = min(length, start + (self.context or length))  # predictions for input positions [j, end)
-            logits = self(seq[:, start:end]).float().log_softmax(-1)[:, j - start :]
-            out[:, j:end] = logits.gather(-1, seq[:, j + 1 : end + 1, None])[..., 0]
+            logits = self(seq[:, start:end])[:, j - start :]
+            out[:, j:end] = self.distribution.log_prob(logits.transpose(1, 2), seq[:, None, j + 1 : end + 1])[:, 0]
             j = end
         return out
 
+    def _scored_text(self, text: str) -> str:
+        """The part of ``text`` whose tokens are scored (all of it behind a BOS; after the first token otherwise)."""
+        if self.space.bos is not None or not text:
+            return text
+        return text[len(self.space.decode(self.space.encode(text)[:1])) :]
+
     # ---- contract
-    def dims(self, x: Any) -> torch.Tensor | int:
+    def dims(self, x: str | Sequence[str]) -> torch.Tensor | int:
+        """Scored tokens per text."""
+        drop = 0 if self.space.bos is not None else 1
         if isinstance(x, str):
-            return len(x)
-        return torch.tensor([len(t) for t in x], dtype=torch.float32)
+            return max(0, len(self.space.encode(x)) - drop)
+        return torch.tensor([max(0, len(self.space.encode(t)) - drop) for t in x], dtype=torch.float32)
 
     def example_batch(self, n: int) -> list[str]:
         g = torch.Generator().manual_seed(0)
@@ -134,48 +202,57 @@ class TextModel(AutoregressiveModel):
 
     def training_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
         seq = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(self.device)
-        logits = self(seq[:, :-1]).float()
-        nats = torch.nn.functional.cross_entropy(logits.flatten(0, 1), seq[:, 1:].flatten(), reduction="sum")
+        nats = -self.distribution.log_prob(self(seq[:, :-1]).transpose(1, 2), seq[:, None, 1:]).sum()
         return nats, seq[:, 1:].numel()
 
     def prepare_dataset(self, raw: Any, *, train: bool) -> Any:
         ids = self.space.encode(raw, name="dataset text")
-        length = getattr(self.config, "train_length", None) or self.context or 256
-        return TextWindows(ids, length, bos=self.space.bos) if train else TextChunks(ids, length, bos=self.space.bos)
+        windows = TextWindows if train else TextChunks
+        return windows(ids, self.train_length, bos=self.space.bos)
 
     @torch.inference_mode()
     def log_prob(self, x: str | Sequence[str], *, condition: Condition = None, per_dim: bool = False) -> torch.Tensor:
-        """Nats per string ``[N]``; ``per_dim`` gives each character's ``[N, L]`` (NaN-padded when lengths differ)."""
+        """Nats per text ``[N]``; ``per_dim`` gives each token's ``[N, L]`` (NaN-padded; NaN for an unscored first token)."""
         self.condition_ids(condition, 1)
-        encoded, _ = self._encode_batch(x, "text")
-        rows: list[torch.Tensor] = [torch.zeros(0)] * len(encoded)
+        encoded = self._encode_batch(x, "text")
+        drop = 0 if self.space.bos is not None else 1
+        rows: list[torch.Tensor] = [torch.full((len(ids),), float("nan")) for ids in encoded]
         by_length: dict[int, list[int]] = {}
-        for i, ids in enumerate(encoded):  # strings of equal length share a batch
+        for i, ids in enumerate(encoded):  # texts of equal length share a batch
             by_length.setdefault(len(ids), []).append(i)
         for length, indices in by_length.items():
-            if length:
-                lp = self.per_token_log_prob(self._with_bos(torch.stack([encoded[i] for i in indices]).to(self.device))).cpu()
+            if length > drop:
+                lp = self.per_token_log_prob(self._with_prefix(torch.stack([encoded[i] for i in indices]).to(self.device))).cpu()
                 for row, i in enumerate(indices):
-                    rows[i] = lp[row]
+                    rows[i][drop:] = lp[row]
         if per_dim:
-            width = max(len(r) for r in rows)
-            padded = torch.full((len(rows), width), float("nan"))
+            padded = torch.full((len(rows), max(len(r) for r in rows)), float("nan"))
             for i, r in enumerate(rows):
-                padded[i, : len(r)] = r.cpu()
+                padded[i, : len(r)] = r
             return padded
-        return torch.stack([r.sum() for r in rows])
+        return torch.stack([r[drop:].sum() for r in rows])
 
     def nats_per_char(self, text: str | Sequence[str]) -> torch.Tensor:
-        return -self.log_prob(text) / self.dims(text)
+        """Negative log-likelihood per scored character."""
+        texts = [text] if isinstance(text, str) else list(text)
+        chars = torch.tensor([max(1, len(self._scored_text(t))) for t in texts], dtype=torch.float32)
+        out = -self.log_prob(texts) / chars
+        return out[0] if isinstance(text, str) else out
+
+    def bits_per_byte(self, text: str | Sequence[str]) -> torch.Tensor:
+        """Negative log-likelihood in bits per scored UTF-8 byte: comparable across character and subword models."""
+        texts = [text] if isinstance(text, str) else list(text)
+        size = torch.tensor([max(1, len(self._scored_text(t).encode("utf-8"))) for t in texts], dtype=torch.float32)
+        out = -self.log_prob(texts) / (size * math.log(2))
+        return out[0] if isinstance(text, str) else out
 
     @torch.inference_mode()
     def sample(self, n: int, *, max_new_chars: int = 200, condition: Condition = None, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
                generator: torch.Generator | None = None, progress: bool | None = None, naive: bool = False) -> list[str]:
-        """``n`` texts of up to ``max_new_chars`` characters, generated from the begin-of-text token."""
+        """``n`` texts of up to ``max_new_chars`` tokens (characters for a character model), generated from the start token."""
         self.condition_ids(condition, 1)
-        if not isinstance(n, int) or n < 1:
-            raise InvalidInputError(f"n must be a positive int, got {n!r}")
+        n = check_count(n, "n")
         return self._generate([""] * n, max_new_chars, temperature, top_k, top_p, stop, generator, progress, naive)
 
     @torch.inference_mode()
@@ -184,58 +261,36 @@ class TextModel(AutoregressiveModel):
                  generator: torch.Generator | None = None, progress: bool | None = None, naive: bool = False) -> str | list[str]:
         """Each prompt followed by its continuation (the prompt comes back unchanged)."""
         self.condition_ids(condition, 1)
-        single = isinstance(prompt, str)
-        prompts = [prompt] if single else list(prompt)
-        self._encode_batch(prompts, "prompt")
-        out = self._generate(prompts, max_new_chars, temperature, top_k, top_p, stop, generator, progress, naive)
-        return out[0] if single else out
+        self._encode_batch(prompt, "prompt")
+        out = self._generate([prompt] if isinstance(prompt, str) else list(prompt), max_new_chars, temperature, top_k, top_p, stop,
+                             generator, progress, naive)
+        return out[0] if isinstance(prompt, str) else out
 
     def _generate(self, prompts: list[str], max_new: int, temperature: float, top_k: int | None, top_p: float | None,
                   stop: str | None, generator: torch.Generator | None, progress: bool | None, naive: bool) -> list[str]:
-        check_sampling(temperature, top_k, top_p)
-        if not isinstance(max_new, int) or max_new < 0:
-            raise InvalidInputError(f"max_new_chars must be a non-negative int, got {max_new!r}")
-        if stop is not None and not isinstance(stop, str):
-            raise InvalidInputError(f"stop must be a str or None, got {type(stop).__name__}")
-        # Prompts of equal length share one batch; others run group by group, in order.
-        groups: dict[int, list[int]] = {}
-        for i, p in enumerate(prompts):
-            groups.setdefault(len(p), []).append(i)
-        results: list[str] = [""] * len(prompts)
-        with progress_bar(max_new * len(groups), progress, f"generating {self.family}") as bar:
-            for indices in groups.values():
-                seq = self._with_bos(torch.stack([self.space.encode(prompts[i], name="prompt") for i in indices]).to(self.device))
-                new = self._extend(seq, max_new, temperature, top_k, top_p, stop, generator, naive, bar)
-                for row, i in enumerate(indices):
-                    results[i] = prompts[i] + new[row]
+        temperature = check_sampling(temperature, top_k, top_p)
+        max_new = check_count(max_new, "max_new_chars", minimum=0)
+        if stop is not None and (not isinstance(stop, str) or not stop):
+            raise InvalidInputError(f"stop must be a non-empty str or None, got {stop!r}")
+        encoded = [self.space.encode(p, name="prompt") for p in prompts]
+        self.check_generation_size(len(prompts), max(len(e) for e in encoded) + max_new + 1, 16)
+        groups: dict[int, list[int]] = {}  # prompts of equal length share one batch; others run group by group, in order
+        for i, ids in enumerate(encoded):
+            groups.setdefault(len(ids), []).append(i)
+        results = list(prompts)
+        options = {"top_k": top_k, "top_p": top_p}
+        for indices in groups.values():
+            known = self._with_prefix(torch.stack([encoded[i] for i in indices]).to(self.device), generating=True)
+            first = known.shape[1]
+            tokens = torch.cat([known, known.new_zeros(len(indices), max_new)], dim=1)
+            cache = (TextCache if naive else StepCache)(self, tokens, first, stop)
+            self.run_generation(cache, first, first + max_new, len(indices), temperature, generator, progress, "token", options)
+            for row, i in enumerate(indices):
+                new = self.space.decode(tokens[row, first:])
+                if stop is not None and stop in new:
+                    new = new[: new.index(stop) + len(stop)]
+                results[i] = prompts[i] + new
         return results
-
-    def _extend(self, seq, max_new, temperature, top_k, top_p, stop, generator, naive, bar) -> list[str]:
-        n = seq.shape[0]
-        cache, cache_start = None, None
-        done = torch.zeros(n, dtype=torch.bool)
-        texts = [""] * n
-        for _ in range(max_new):
-            j = seq.shape[1] - 1
-            start = self.window_start(j)
-            if naive:
-                logits = self(seq[:, start:])[:, -1]
-            elif cache is None or start != cache_start:
-                logits, cache = self.step(seq[:, start:], None)  # (re)fill the window
-                logits, cache_start = logits[:, -1], start
-            else:
-                logits, cache = self.step(seq[:, j:], cache)
-                logits = logits[:, -1]
-            token = sample_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-            seq = torch.cat([seq, token[:, None]], dim=1)
-            for i, t in enumerate(token.tolist()):
-                if not done[i]:
-                    texts[i] += self.space.vocab[t]
-                    done[i] = stop is not None and texts[i].endswith(stop)
-            bar.update(1)
-            if bool(done.all()):
-                break
-        return texts
 
 
 class TextWindows(Dataset):
@@ -245,7 +300,7 @@ class TextWindows(Dataset):
     its first character, so the model also learns to start a text, as scoring and sampling do.
     """
 
-    def __init__(self, ids: torch.Tensor, length: int, *, bos: int) -> None:
+    def __init__(self, ids: torch.Tensor, length: int, *, bos: int | None) -> None:
         if len(ids) <= length + 1:
             raise DatasetError(f"the text has {len(ids)} characters, fewer than one training window of {length + 1}")
         self.ids, self.length, self.bos = ids, length, bos
@@ -255,17 +310,18 @@ class TextWindows(Dataset):
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
         rows = self.ids[idx[:, None] + torch.arange(self.length + 1)]
-        rows[idx % 10 == 0, 0] = self.bos
+        if self.bos is not None:
+            rows[idx % 10 == 0, 0] = self.bos
         return (rows,)
 
 
 class TextChunks(Dataset):
-    """Consecutive non-overlapping chunks of ``length`` tokens, each preceded by begin-of-text (evaluation).
+    """Consecutive non-overlapping chunks of ``length`` tokens, each preceded by begin-of-text where there is one (evaluation).
 
     A last partial chunk (fewer than ``length`` tokens) is left out so every batch is rectangular.
     """
 
-    def __init__(self, ids: torch.Tensor, length: int, *, bos: int) -> None:
+    def __init__(self, ids: torch.Tensor, length: int, *, bos: int | None) -> None:
         if len(ids) < length:
             raise DatasetError(f"the text has {len(ids)} characters, fewer than one evaluation chunk of {length}")
         self.ids, self.length, self.bos = ids, length, bos
@@ -275,6 +331,8 @@ class TextChunks(Dataset):
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
         rows = self.ids[idx[:, None] * self.length + torch.arange(self.length)]
+        if self.bos is None:
+            return (rows,)
         return (torch.cat([torch.full((len(idx), 1), self.bos), rows], dim=1),)
 
 

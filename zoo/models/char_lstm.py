@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ..text import TextModel
+from ..text import CharSpace, TextModel
+from ..validation import check_positive, check_range
 from .char_transformer import SHAKESPEARE_VOCAB
 
 
@@ -25,6 +26,11 @@ class CharLSTMConfig:
     dropout: float = 0.0
     train_length: int = 256  # characters per training window (truncated backpropagation through time)
 
+    def __post_init__(self) -> None:
+        CharSpace(self.vocab)  # distinct characters
+        check_positive(self, "n_embd", "hidden", "n_layer", "train_length")
+        check_range(self, "dropout", 0.0, 1.0)
+
 
 @register_family(
     "char-lstm",
@@ -35,10 +41,8 @@ class CharLSTMConfig:
     },
 )
 class CharLSTM(TextModel):
-    family = "char-lstm"
-
     def __init__(self, config: CharLSTMConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, space=CharSpace(config.vocab), context=None, train_length=config.train_length)
         c = config
         self.vocab_size = len(c.vocab)
         self.embed = nn.Embedding(self.vocab_size + 1, c.n_embd)  # + begin-of-text
@@ -51,9 +55,10 @@ class CharLSTM(TextModel):
 
     def step(self, ids: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None):
         # oneDNN's LSTM rebuilds its primitive on every call: ~25 ms a layer, 30x the whole step at
-        # generation sizes. PyTorch's native kernel is used when no gradient is needed.
+        # generation sizes. PyTorch's native kernel is used when no gradient is needed; the flag is
+        # restored on the way out, so no process-wide setting outlives the call.
         previous = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = torch.is_grad_enabled()
+        torch.backends.mkldnn.enabled = previous and torch.is_grad_enabled()
         try:
             out, state = self.lstm(self.embed(ids), cache)
         finally:

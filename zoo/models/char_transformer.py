@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidInputError
 from ..registry import register_family
-from ..text import TextModel
+from ..text import CharSpace, TextModel
+from ..validation import check_positive, check_range
 
 SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -31,6 +32,16 @@ class CharTransformerConfig:
     dropout: float = 0.2
     bias: bool = False
     slide: int | None = None  # tokens the window jumps once full (default context // 4)
+    bos: bool = True  # a begin-of-text token (False: converted nanoGPT models, scored from their first character)
+
+    def __post_init__(self) -> None:
+        CharSpace(self.vocab)  # distinct characters
+        check_positive(self, "context", "n_layer", "n_head", "n_embd")
+        check_range(self, "dropout", 0.0, 1.0)
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"CharTransformerConfig.n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.slide is not None and (isinstance(self.slide, bool) or not isinstance(self.slide, int) or not 0 < self.slide < self.context):
+            raise ConfigError(f"CharTransformerConfig.slide must be None or an int in 1..context-1, got {self.slide!r}")
 
 
 class SelfAttention(nn.Module):
@@ -83,17 +94,11 @@ class Block(nn.Module):
     },
 )
 class CharTransformer(TextModel):
-    family = "char-transformer"
-
     def __init__(self, config: CharTransformerConfig) -> None:
-        super().__init__(config)
         c = config
-        if c.n_embd % c.n_head:
-            raise ConfigError(f"n_embd={c.n_embd} must be divisible by n_head={c.n_head}")
-        if c.slide is not None and not 0 < c.slide < c.context:
-            raise ConfigError(f"slide must be in 1..context-1, got {c.slide}")
+        super().__init__(config, space=CharSpace(c.vocab, with_bos=c.bos), context=c.context, slide=c.slide)
         self.vocab_size = len(c.vocab)
-        self.wte = nn.Embedding(self.vocab_size + 1, c.n_embd)  # + begin-of-text
+        self.wte = nn.Embedding(self.vocab_size + int(c.bos), c.n_embd)  # + begin-of-text
         self.wpe = nn.Embedding(c.context, c.n_embd)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
@@ -113,7 +118,7 @@ class CharTransformer(TextModel):
     def _run(self, ids: torch.Tensor, cache: list | None) -> tuple[torch.Tensor, list]:
         past = 0 if cache is None else cache[0][0].shape[2]
         if past + ids.shape[1] > self.config.context:
-            raise ValueError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.context}")
+            raise InvalidInputError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.context}")
         pos = torch.arange(past, past + ids.shape[1], device=ids.device)
         x = self.drop(self.wte(ids) + self.wpe(pos))
         new_cache = []

@@ -16,16 +16,16 @@ rows), so the vertical-to-horizontal link needs no extra down-shift.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InvalidInputError
-from ..image import ImageModel
+from ..image import ImageCache, ImageModel, pixel_distribution
 from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, gated_activation, paired_groups
 from ..registry import register_family
+from ..validation import check_choice, check_labels, check_odd, check_positive
 
 
 @dataclass
@@ -40,6 +40,15 @@ class GatedPixelCNNConfig:
     input_kernel: int = 7  # first layer's kernel: a wider field from the raw image
     output_hidden: int = 256
     labels: list[str] | None = None  # class names: conditional when given
+
+    def __post_init__(self) -> None:
+        check_positive(self, "height", "width", "channels", "hidden", "n_layers", "output_hidden")
+        check_odd(self, "kernel", "input_kernel")
+        check_choice(self, "levels", (2, 256))
+        check_labels(self)
+        for name in ("hidden", "output_hidden"):
+            if getattr(self, name) < self.channels:
+                raise ConfigError(f"GatedPixelCNNConfig.{name}={getattr(self, name)} must be at least channels ({self.channels})")
 
 
 class VerticalConv(nn.Module):
@@ -101,22 +110,9 @@ class GatedLayer(nn.Module):
     },
 )
 class GatedPixelCNN(ImageModel):
-    family = "gated-pixelcnn"
-
     def __init__(self, config: GatedPixelCNNConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, distribution=pixel_distribution(config.levels, config.channels), labels=config.labels)
         c, g = config, config.channels
-        if c.levels not in (2, 256):
-            raise ConfigError(f"levels must be 2 (binary) or 256 (8-bit), got {c.levels}")
-        for name in ("kernel", "input_kernel"):
-            if getattr(c, name) % 2 == 0 or getattr(c, name) < 1:
-                raise ConfigError(f"{name} must be a positive odd int, got {getattr(c, name)}")
-        if c.n_layers < 1:
-            raise ConfigError(f"n_layers must be >= 1, got {c.n_layers}")
-        for name in ("hidden", "output_hidden"):
-            if getattr(c, name) < g:
-                raise ConfigError(f"{name}={getattr(c, name)} must be at least channels ({g})")
-        self.out_per_channel = 1 if c.levels == 2 else c.levels
         self.layers = nn.ModuleList(
             GatedLayer(g if i == 0 else c.hidden, c.hidden, c.input_kernel if i == 0 else c.kernel, i == 0, g)
             for i in range(c.n_layers)
@@ -129,7 +125,7 @@ class GatedPixelCNN(ImageModel):
             nn.ReLU(),
             MaskedConv2d(c.hidden, c.output_hidden, 1, "B", g),
             nn.ReLU(),
-            MaskedConv2d(c.output_hidden, g * self.out_per_channel, 1, "B", g),
+            MaskedConv2d(c.output_hidden, self.distribution.num_params, 1, "B", g),
         )
 
     # ---- network
@@ -151,46 +147,35 @@ class GatedPixelCNN(ImageModel):
         return links
 
     def horizontal_logits(self, x: torch.Tensor, links: list[torch.Tensor]) -> torch.Tensor:
-        """Logits ``[N, C, K, H, W]`` from the image and the vertical links (only left-looking from here on)."""
+        """Logits ``[N, C * K, H, W]`` from the image and the vertical links (only left-looking from here on)."""
         h, skip = x, None
         for layer, link in zip(self.layers, links, strict=True):
             h, s = layer.horizontal(h, link)
             skip = s if skip is None else skip + s
-        out = self.output(skip)
-        n, _, height, width = out.shape
-        return out.view(n, self.config.channels, self.out_per_channel, height, width)
+        return self.output(skip)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``[N, C, K, H, W]`` (K = 1 for binary) for inputs ``x`` scaled to [-1, 1] and class ids ``cond``."""
+        """Logits ``[N, C * K, H, W]`` (channel-major; K = 1 for binary) for inputs ``x`` in [-1, 1] and class ids ``cond``."""
         return self.horizontal_logits(x, self.vertical_links(x, cond))
 
-    # ---- contract hooks
-    def per_dim_log_prob(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        logits = self(self.space.to_unit(levels, self.dtype), cond).float()
-        if self.config.levels == 2:
-            return -F.binary_cross_entropy_with_logits(logits[:, :, 0], levels.float(), reduction="none")
-        return logits.log_softmax(2).gather(2, levels.unsqueeze(2)).squeeze(2)
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> RowLinks:
+        return RowLinks(self, levels, cond)
 
-    def sampling_state(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> dict[str, Any]:
-        return {"row": -1, "links": None}
 
-    def sample_pixel(self, levels, cond, row, col, temperature, generator, state) -> None:
-        # Fast path: the vertical links of a row depend on the rows above only, so they are
-        # computed once per row; each pixel then runs just the horizontal stack on the current
-        # row, cropped at the current column (it only looks left). Both crops are exact.
-        if state is not None and state["row"] != row:
-            links = self.vertical_links(self.space.to_unit(levels[:, :, : row + 1], self.dtype), cond)
-            state.update(row=row, links=[link[:, :, row : row + 1] for link in links])
-        for channel in range(self.config.channels):
-            if state is None:
-                logits = self(self.space.to_unit(levels, self.dtype), cond)[:, channel, :, row, col]
-            else:
-                x = self.space.to_unit(levels[:, :, row : row + 1, : col + 1], self.dtype)
-                links = [link[..., : col + 1] for link in state["links"]]
-                logits = self.horizontal_logits(x, links)[:, channel, :, 0, col]
-            logits = logits.float() / temperature
-            if self.config.levels == 2:
-                value = torch.bernoulli(torch.sigmoid(logits[:, 0]), generator=generator)
-            else:
-                value = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-            levels[:, channel, row, col] = value.long()
+class RowLinks(ImageCache):
+    """Gated PixelCNN's fast path: the vertical links of a row depend on the rows above only, so they are computed once
+    per row; each step then runs just the horizontal stack on the current row, cropped at the current column."""
+
+    def __init__(self, model: GatedPixelCNN, levels: torch.Tensor, cond: torch.Tensor | None) -> None:
+        super().__init__(model, levels, cond)
+        self.row, self.links = -1, []
+
+    def params_at(self, t: int) -> torch.Tensor:
+        row, col, channel = self.position(t)
+        model = self.model
+        if row != self.row:
+            links = model.vertical_links(self.unit(self.levels[:, :, : row + 1]), self.cond)
+            self.row, self.links = row, [link[:, :, row : row + 1] for link in links]
+        x = self.unit(self.levels[:, :, row : row + 1, : col + 1])
+        params = model.horizontal_logits(x, [link[..., : col + 1] for link in self.links])[:, :, 0, col]
+        return model.distribution.channel_params(params, channel)

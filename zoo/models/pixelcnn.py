@@ -14,10 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import Cache
 from ..errors import ConfigError
-from ..image import ImageModel
+from ..graph import INPUT, OUTPUT, DependencyCache, Op, run_graph
+from ..image import ImageModel, RowCrop, pixel_distribution
 from ..layers import MaskedConv2d
 from ..registry import register_family
+from ..validation import check_choice, check_labels, check_odd, check_positive
 
 
 @dataclass
@@ -31,21 +34,27 @@ class PixelCNNConfig:
     input_kernel: int = 7
     residual_kernel: int = 3
     output_hidden: int = 256
-    labels: list[str] | None = None  # unconditional; kept for the shared contract
+    labels: list[str] | None = None  # unconditional: must stay empty (the field keeps every image config alike)
+
+    def __post_init__(self) -> None:
+        check_positive(self, "height", "width", "channels", "hidden", "n_residual", "output_hidden")
+        check_odd(self, "input_kernel", "residual_kernel")
+        check_choice(self, "levels", (2, 256))
+        check_labels(self, allowed=False)
+        for name in ("hidden", "output_hidden"):
+            if getattr(self, name) < 2 * self.channels:
+                raise ConfigError(f"PixelCNNConfig.{name}={getattr(self, name)} must be at least 2 x channels ({2 * self.channels})")
 
 
 class ResidualBlock(nn.Module):
+    """The paper's Figure 5 block: ReLU, 1x1 down to h, ReLU, k x k mask B, ReLU, 1x1 back to 2h, plus the input."""
+
     def __init__(self, channels: int, kernel_size: int, groups: int) -> None:
         super().__init__()
         half = channels // 2
         self.reduce = MaskedConv2d(channels, half, 1, "B", groups)
         self.conv = MaskedConv2d(half, half, kernel_size, "B", groups)
         self.expand = MaskedConv2d(half, channels, 1, "B", groups)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.reduce(F.relu(x))
-        h = self.conv(F.relu(h))
-        return x + self.expand(F.relu(h))
 
 
 @register_family(
@@ -59,54 +68,34 @@ class ResidualBlock(nn.Module):
     },
 )
 class PixelCNN(ImageModel):
-    family = "pixelcnn"
-
     def __init__(self, config: PixelCNNConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, distribution=pixel_distribution(config.levels, config.channels))
         c, g = config, config.channels
-        if c.levels not in (2, 256):
-            raise ConfigError(f"levels must be 2 (binary) or 256 (8-bit), got {c.levels}")
-        for name in ("hidden", "output_hidden"):
-            if getattr(c, name) < 2 * g:
-                raise ConfigError(f"{name}={getattr(c, name)} must be at least 2 x channels ({2 * g})")
-        self.out_per_channel = 1 if c.levels == 2 else c.levels
         self.input = MaskedConv2d(g, c.hidden, c.input_kernel, "A", g)
         self.blocks = nn.ModuleList(ResidualBlock(c.hidden, c.residual_kernel, g) for _ in range(c.n_residual))
         self.output = nn.Sequential(
             nn.ReLU(),
             MaskedConv2d(c.hidden, c.output_hidden, 1, "B", g),
             nn.ReLU(),
-            MaskedConv2d(c.output_hidden, g * self.out_per_channel, 1, "B", g),
+            MaskedConv2d(c.output_hidden, self.distribution.num_params, 1, "B", g),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, C, K, H, W]`` (K = 1 for binary) for inputs ``x`` scaled to [-1, 1]."""
-        h = self.input(x)
-        for block in self.blocks:
-            h = block(h)
-        out = self.output(h)
-        n, _, height, width = out.shape
-        return out.view(n, self.config.channels, self.out_per_channel, height, width)
+    def graph(self) -> list[Op]:
+        """The network as ops over named activations: the one definition ``forward`` and fast sampling both run."""
+        ops = [Op("conv", "h0", (INPUT,), self.input)]
+        h = "h0"
+        for i, block in enumerate(self.blocks):
+            ops += [Op("conv", f"b{i}a", (h,), block.reduce, F.relu), Op("conv", f"b{i}b", (f"b{i}a",), block.conv, F.relu),
+                    Op("conv", f"b{i}c", (f"b{i}b",), block.expand, F.relu), Op("point", f"h{i + 1}", (h, f"b{i}c"), torch.add)]
+            h = f"h{i + 1}"
+        return ops + [Op("conv", "o1", (h,), self.output[1], F.relu), Op("conv", OUTPUT, ("o1",), self.output[3], F.relu)]
 
-    def per_dim_log_prob(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        logits = self(self.space.to_unit(levels, self.dtype)).float()
-        if self.config.levels == 2:
-            return -F.binary_cross_entropy_with_logits(logits[:, :, 0], levels.float(), reduction="none")
-        return logits.log_softmax(2).gather(2, levels.unsqueeze(2)).squeeze(2)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[N, C * K, H, W]`` (channel-major; K = 1 for binary) for inputs ``x`` scaled to [-1, 1]."""
+        return run_graph(self.graph(), x)[OUTPUT]
 
-    def sampling_state(self, levels, cond, first_row) -> bool:
-        """Nothing is cached; a state that is not None only tells ``sample_pixel`` to crop rows."""
-        return True
-
-    def sample_pixel(self, levels, cond, row, col, temperature, generator, state) -> None:
-        # Row cropping is exact: no output at row r depends on an input below r, so rows after
-        # `row` can be left out of the forward (the naive path, state None, keeps the full image).
-        crop_rows = state is not None
-        view = levels[:, :, : row + 1] if crop_rows else levels
-        for channel in range(self.config.channels):
-            logits = self(self.space.to_unit(view, self.dtype))[:, channel, :, row, col].float() / temperature
-            if self.config.levels == 2:
-                value = torch.bernoulli(torch.sigmoid(logits[:, 0]), generator=generator)
-            else:
-                value = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-            levels[:, channel, row, col] = value.long()
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Cache:
+        """Each activation computed once (grey images); with colour channels, rows below the current one are cropped."""
+        if self.config.channels == 1:
+            return DependencyCache(self, levels, cond, self.graph(), lambda x: x)
+        return RowCrop(self, levels, cond)

@@ -11,7 +11,6 @@ the weight-norm parameters (``tools/convert_pixelcnn_pp.py``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..distributions import DiscretizedLogisticMixture
 from ..errors import ConfigError
+from ..graph import INPUT, OUTPUT, ConvGeometry, DependencyCache, Op, run_graph
 from ..image import ImageModel
 from ..registry import register_family
+from ..validation import check_choice, check_labels, check_positive, check_range
 
 
 @dataclass
@@ -36,6 +38,15 @@ class PixelCNNPPConfig:
     nr_logistic_mix: int = 10
     dropout: float = 0.5
     labels: list[str] | None = None  # class names: class-conditional when set
+
+    def __post_init__(self) -> None:
+        check_positive(self, "height", "width", "nr_resnet", "nr_filters", "nr_logistic_mix")
+        check_choice(self, "channels", (1, 3))
+        check_choice(self, "levels", (256,))
+        check_range(self, "dropout", 0.0, 1.0)
+        check_labels(self)
+        if self.height % 4 or self.width % 4:
+            raise ConfigError(f"PixelCNNPPConfig: height and width must be multiples of 4 (two stride-2 stages), got {self.height}x{self.width}")
 
 
 def concat_elu(x: torch.Tensor) -> torch.Tensor:
@@ -65,6 +76,9 @@ class DownShiftedConv2d(nn.Module):
         x = self.conv(F.pad(x, self.padding))
         return down_shift(x) if self.shift_output_down else x
 
+    def conv_geometry(self) -> ConvGeometry:
+        return ConvGeometry(self.filter_size, self.padding, self.stride, shift_down=self.shift_output_down, weight=_weights(self.conv))
+
 
 class DownRightShiftedConv2d(nn.Module):
     """Sees the ``kh x kw`` block ending at the output pixel: with ``shift_output_right`` only pixels to the left."""
@@ -79,6 +93,9 @@ class DownRightShiftedConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(F.pad(x, self.padding))
         return right_shift(x) if self.shift_output_right else x
+
+    def conv_geometry(self) -> ConvGeometry:
+        return ConvGeometry(self.filter_size, self.padding, self.stride, shift_right=self.shift_output_right, weight=_weights(self.conv))
 
 
 class ShiftedDeconv2d(nn.Module):
@@ -96,6 +113,14 @@ class ShiftedDeconv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2:]
         return self.deconv(x)[:, :, : 2 * h, self.col_offset : self.col_offset + 2 * w]
+
+    def conv_geometry(self) -> ConvGeometry:
+        return ConvGeometry(self.filter_size, stride=2, transposed=True, col_offset=self.col_offset, weight=_weights(self.deconv))
+
+
+def _weights(layer: nn.Module):
+    """The effective (weight-normalised) weights of a layer, read when a sampler starts."""
+    return lambda: (layer.weight, layer.bias)
 
 
 class DownShiftedDeconv2d(ShiftedDeconv2d):
@@ -158,73 +183,6 @@ class PixelCNNLayerDown(nn.Module):
         self.ul_stream = nn.ModuleList(GatedResnet(filters, DownRightShiftedConv2d, 2, dropout, num_classes) for _ in range(nr_resnet))
 
 
-# ---------------------------------------------------------------- discretized logistic mixture
-def mixture_log_probs(params: torch.Tensor, x: torch.Tensor, nr_mix: int) -> torch.Tensor:
-    """``log p(x_c | x_<c)`` per channel ``[N, C, H, W]`` under the discretized logistic mixture.
-
-    ``params [N, P, H, W]`` are the network outputs, ``x [N, C, H, W]`` the image in [-1, 1] on the
-    256-level grid. Per component the channels are computed exactly as openai/pixel-cnn does
-    (edge bins to +/- infinity, the pdf fallback below 1e-5, log-scales clamped at -7); the
-    mixture over the shared component then splits exactly into per-channel conditionals through
-    cumulative log-sum-exps, which sum to the reference's joint log-likelihood.
-    """
-    n, c, h, w = x.shape
-    logit_probs = params[:, :nr_mix]
-    rest = params[:, nr_mix:].reshape(n, c, -1, nr_mix, h, w)  # [N, C, 2 or 3, M, H, W]
-    means, log_scales = rest[:, :, 0], rest[:, :, 1].clamp(min=-7.0)
-    xs = x.unsqueeze(2)  # [N, C, 1, H, W]
-    if c == 3:
-        coeffs = torch.tanh(rest[:, :, 2])
-        means = torch.stack([
-            means[:, 0],
-            means[:, 1] + coeffs[:, 0] * xs[:, 0],
-            means[:, 2] + coeffs[:, 1] * xs[:, 0] + coeffs[:, 2] * xs[:, 1],
-        ], dim=1)
-    centered = xs - means
-    inv_stdv = torch.exp(-log_scales)
-    plus_in = inv_stdv * (centered + 1.0 / 255.0)
-    min_in = inv_stdv * (centered - 1.0 / 255.0)
-    log_cdf_plus = plus_in - F.softplus(plus_in)  # x = 0 (left edge bin)
-    log_one_minus_cdf_min = -F.softplus(min_in)  # x = 255 (right edge bin)
-    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
-    mid_in = inv_stdv * centered
-    log_pdf_mid = mid_in - log_scales - 2.0 * F.softplus(mid_in)
-    interior = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid - math.log(127.5))
-    per_component = torch.where(xs < -0.999, log_cdf_plus, torch.where(xs > 0.999, log_one_minus_cdf_min, interior))
-    # log p(x_0..x_c, k) for every prefix of channels, then p(x_c | x_<c) = p(x_<=c) / p(x_<c).
-    joint = torch.logsumexp(per_component.cumsum(1) + F.log_softmax(logit_probs, dim=1).unsqueeze(1), dim=2)
-    return torch.cat([joint[:, :1], joint[:, 1:] - joint[:, :-1]], dim=1)
-
-
-def sample_mixture(params: torch.Tensor, nr_mix: int, channels: int, temperature: float,
-                   generator: torch.Generator | None) -> torch.Tensor:
-    """Levels ``[N, C]`` drawn from the mixture at one pixel, ``params [N, P]``.
-
-    Exact for the discretized likelihood: a continuous logistic draw, clamped and rounded to the
-    256-level grid, falls in each bin with that bin's probability; the coupling uses the rounded
-    (actually drawn) values, as the likelihood does. ``temperature`` divides the mixture logits
-    and multiplies the logistic scales.
-    """
-    n = params.shape[0]
-    logit_probs = params[:, :nr_mix].float()
-    rest = params[:, nr_mix:].float().reshape(n, channels, -1, nr_mix)
-    component = torch.multinomial(F.softmax(logit_probs / temperature, dim=-1), 1, generator=generator)  # [N, 1]
-    chosen = rest.gather(3, component[:, None, None, :].expand(n, channels, rest.shape[2], 1))[..., 0]  # [N, C, 2|3]
-    u = torch.rand(n, channels, generator=generator, device=params.device) * (1 - 2e-5) + 1e-5
-    noise = torch.exp(chosen[:, :, 1].clamp(min=-7.0)) * temperature * (torch.log(u) - torch.log1p(-u))
-    levels = torch.empty(n, channels, dtype=torch.long, device=params.device)
-    values: list[torch.Tensor] = []
-    for c in range(channels):
-        mean = chosen[:, c, 0]
-        if c > 0:
-            coeffs = torch.tanh(chosen[:, :, 2])
-            mean = mean + coeffs[:, 0 if c == 1 else 1] * values[0] + (coeffs[:, 2] * values[1] if c == 2 else 0.0)
-        level = torch.round((torch.clamp(mean + noise[:, c], -1.0, 1.0) + 1.0) * 127.5)
-        levels[:, c] = level.long()
-        values.append(level / 127.5 - 1.0)
-    return levels
-
-
 @register_family(
     "pixelcnn++",
     config=PixelCNNPPConfig,
@@ -235,17 +193,10 @@ def sample_mixture(params: torch.Tensor, nr_mix: int, channels: int, temperature
     },
 )
 class PixelCNNPP(ImageModel):
-    family = "pixelcnn++"
-
     def __init__(self, config: PixelCNNPPConfig) -> None:
-        super().__init__(config)
+        mixture = DiscretizedLogisticMixture(config.levels, config.nr_logistic_mix, config.channels, log_scale_min=-7.0)
+        super().__init__(config, distribution=mixture, labels=config.labels)
         c = config
-        if c.levels != 256:
-            raise ConfigError(f"PixelCNN++ models 8-bit images: levels must be 256, got {c.levels}")
-        if c.channels not in (1, 3):
-            raise ConfigError(f"channels must be 1 or 3, got {c.channels}")
-        if c.height % 4 or c.width % 4:
-            raise ConfigError(f"height and width must be multiples of 4 (two stride-2 stages), got {c.height}x{c.width}")
         f, k, r = c.nr_filters, self.num_conditions, c.nr_resnet
         self.up_layers = nn.ModuleList(PixelCNNLayerUp(r, f, c.dropout, k) for _ in range(3))
         self.down_layers = nn.ModuleList(PixelCNNLayerDown(n, f, c.dropout, k) for n in (r, r + 1, r + 1))
@@ -258,13 +209,14 @@ class PixelCNNPP(ImageModel):
             DownShiftedConv2d(c.channels + 1, f, (1, 3), shift_output_down=True),
             DownRightShiftedConv2d(c.channels + 1, f, (2, 1), shift_output_right=True),
         ])
-        self.params_per_mix = 10 if c.channels == 3 else 3  # logit + (mean, log-scale[, coeff]) per channel
-        self.nin_out = NIN(f, self.params_per_mix * c.nr_logistic_mix)
+        self.nin_out = NIN(f, mixture.num_params)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Mixture parameters ``[N, P, H, W]`` for ``x`` in [-1, 1]; the output at a pixel sees only earlier pixels."""
-        x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)  # the constant channel marks the image border
-        return run_graph(self.graph(cond), x)[OUTPUT]
+        return run_graph(self.graph(cond), with_border(x))[OUTPUT]
+
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> DependencyCache:
+        return DependencyCache(self, levels, cond, self.graph(cond), with_border)
 
     def graph(self, cond: torch.Tensor | None = None) -> list[Op]:
         """The network as ops over named activations: the one definition both ``forward`` and fast sampling run."""
@@ -301,160 +253,12 @@ class PixelCNNPP(ImageModel):
         ops.append(Op("point", OUTPUT, (ul,), lambda t: self.nin_out(F.elu(t)), None))
         return ops
 
-    def per_dim_log_prob(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        x = self.space.to_unit(levels, self.dtype)
-        params = self(x, cond).float()
-        return mixture_log_probs(params, x.float(), self.config.nr_logistic_mix)
 
-    def sample_pixel(self, levels, cond, row, col, temperature, generator, state: FastSampler | None) -> None:
-        if state is None:  # naive: the whole network on the whole image, for every pixel
-            params = self(self.space.to_unit(levels, self.dtype), cond)[:, :, row, col]
-        else:
-            params = state.params_at(row, col)
-        value = sample_mixture(params, self.config.nr_logistic_mix, self.config.channels, temperature, generator)
-        levels[:, :, row, col] = value
-        if state is not None:
-            state.set_pixel(row, col, self.space.to_unit(value, self.dtype))
-
-    def sampling_state(self, levels, cond, first_row) -> FastSampler:
-        return FastSampler(self, levels, cond, first_row)
+def with_border(x: torch.Tensor) -> torch.Tensor:
+    """The input activation: the image and a constant channel that marks the image border (zero padding outside)."""
+    return torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
 
 
 def _gate(h: torch.Tensor) -> torch.Tensor:
     value, gate = h.chunk(2, dim=1)
     return value * torch.sigmoid(gate)
-
-
-# ---------------------------------------------------------------- the op graph and fast sampling
-INPUT, OUTPUT = "input", "output"
-
-
-@dataclass
-class Op:
-    """``out = module(pre(input))`` for ``conv``/``deconv``; ``out = module(*inputs)`` for a pointwise ``point`` op."""
-
-    kind: str
-    out: str
-    inputs: tuple[str, ...]
-    module: Any
-    pre: Any = None
-
-
-def run_graph(ops: list[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every activation of the network for input ``x`` (image channels plus the constant channel)."""
-    acts = {INPUT: x}
-    for op in ops:
-        args = [acts[name] for name in op.inputs]
-        if op.kind == "point":
-            acts[op.out] = op.module(*args)
-        else:
-            acts[op.out] = op.module(op.pre(args[0]) if op.pre is not None else args[0])
-    return acts
-
-
-def dependency_maps(ops: list[Op], height: int, width: int) -> dict[str, torch.Tensor]:
-    """For every activation, the raster index of the last input pixel each position depends on (-1: none).
-
-    Found by running the graph's geometry with max in place of sums, so it is exact for any
-    config; the fast sampler computes each position once, right after that pixel is drawn.
-    """
-    deps = {INPUT: torch.arange(height * width, dtype=torch.float64).view(1, 1, height, width)}
-    for op in ops:
-        first = deps[op.inputs[0]]
-        if op.kind == "point":
-            deps[op.out] = torch.stack([deps[name] for name in op.inputs]).amax(0)
-        elif op.kind == "conv":
-            m = op.module
-            out = F.max_pool2d(F.pad(first + 1, m.padding), m.filter_size, m.stride) - 1  # padding reads as -1
-            if getattr(m, "shift_output_down", False):
-                out = F.pad(out[:, :, :-1], (0, 0, 1, 0), value=-1)
-            if getattr(m, "shift_output_right", False):
-                out = F.pad(out[:, :, :, :-1], (1, 0, 0, 0), value=-1)
-            deps[op.out] = out
-        else:
-            deps[op.out] = _deconv_dependencies(op.module, first)
-    return deps
-
-
-def _deconv_dependencies(module: nn.Module, dep: torch.Tensor) -> torch.Tensor:
-    kh, kw = module.filter_size
-    h, w = dep.shape[2:]
-    full = torch.full((1, 1, 2 * h + kh - 1 + 1, 2 * w + kw - 1 + 1), -1.0, dtype=dep.dtype)
-    for a in range(kh):
-        for b in range(kw):
-            view = full[:, :, a : a + 2 * h : 2, b : b + 2 * w : 2]
-            torch.maximum(view, dep, out=view)
-    return full[:, :, : 2 * h, module.col_offset : module.col_offset + 2 * w]
-
-
-class FastSampler:
-    """Fast PixelCNN++ sampling (Ramachandran et al. 2017): each activation position is computed once.
-
-    One full forward fills every layer's cache; after each drawn pixel, every op recomputes only
-    the positions that just became computable (their last input pixel is the one drawn), on a
-    small window of its inputs. The result equals running the whole network per pixel.
-    """
-
-    def __init__(self, model: PixelCNNPP, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> None:
-        self.ops = model.graph(cond)
-        height, width = model.config.height, model.config.width
-        self.width = width
-        deps = dependency_maps(self.ops, height, width)
-        self.schedule: list[list[tuple[Op, int, int, int, int]]] = [[] for _ in range(height * width)]
-        for op in self.ops:
-            dep = deps[op.out][0, 0].long()
-            for step in dep.unique().tolist():
-                if step < 0:
-                    continue
-                rows, cols = (dep == step).nonzero(as_tuple=True)
-                self.schedule[step].append((op, int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1))
-        x = model.space.to_unit(levels, model.dtype)
-        self.acts = run_graph(self.ops, torch.cat([x, torch.ones_like(x[:, :1])], dim=1))
-        self.weights = {id(op.module): _effective_weights(op.module) for op in self.ops if op.kind != "point"}
-
-    def params_at(self, row: int, col: int) -> torch.Tensor:
-        return self.acts[OUTPUT][:, :, row, col]
-
-    def set_pixel(self, row: int, col: int, value: torch.Tensor) -> None:
-        """Write the drawn pixel (in [-1, 1]) and compute what it makes computable."""
-        self.acts[INPUT][:, : value.shape[1], row, col] = value
-        for op, r0, r1, c0, c1 in self.schedule[row * self.width + col]:
-            self.acts[op.out][:, :, r0:r1, c0:c1] = self._compute(op, r0, r1, c0, c1)
-
-    def _compute(self, op: Op, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-        if op.kind == "point":
-            return op.module(*[self.acts[name][:, :, r0:r1, c0:c1] for name in op.inputs])
-        source = self.acts[op.inputs[0]]
-        m = op.module
-        weight, bias = self.weights[id(m)]
-        kh, kw = m.filter_size
-        if op.kind == "deconv":
-            off = m.col_offset
-            i0, i1 = max(0, -(-(r0 - kh + 1) // 2)), min(source.shape[2], (r1 - 1) // 2 + 1)
-            j0, j1 = max(0, -(-(c0 + off - kw + 1) // 2)), min(source.shape[3], (c1 - 1 + off) // 2 + 1)
-            out = F.conv_transpose2d(source[:, :, i0:i1, j0:j1], weight, bias, stride=2)
-            y0, x0 = r0 - 2 * i0, c0 + off - 2 * j0
-            return out[:, :, y0 : y0 + r1 - r0, x0 : x0 + c1 - c0]
-        # A shifted conv's output at (r, c) is the unshifted conv's at (r - 1, c) or (r, c - 1).
-        down, right = int(getattr(m, "shift_output_down", False)), int(getattr(m, "shift_output_right", False))
-        left, _, top, _ = m.padding
-        s = m.stride
-        rows = (s * (r0 - down) - top, s * (r1 - 1 - down) - top + kh)
-        cols = (s * (c0 - right) - left, s * (c1 - 1 - right) - left + kw)
-        window = _window(source, *rows, *cols)
-        if op.pre is not None:
-            window = op.pre(window)
-        return F.conv2d(window, weight, bias, stride=s)
-
-
-def _effective_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    layer = module.deconv if hasattr(module, "deconv") else module.conv
-    return layer.weight.detach(), layer.bias.detach()
-
-
-def _window(x: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-    """``x[:, :, r0:r1, c0:c1]`` with zeros where the window leaves the tensor (the convolutions' zero padding)."""
-    h, w = x.shape[2:]
-    inner = x[:, :, max(r0, 0) : min(r1, h), max(c0, 0) : min(c1, w)]
-    pad = (max(0, -c0), max(0, c1 - w), max(0, -r0), max(0, r1 - h))
-    return F.pad(inner, pad) if any(pad) else inner

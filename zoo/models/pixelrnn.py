@@ -17,7 +17,7 @@ layers and a Bernoulli logit or a 256-way softmax per channel.
 Colour channels are generated R -> G -> B inside a pixel: every LSTM gate block (o, f, i, g) and
 the state keep one colour group per channel, and only the current-pixel taps are group-masked.
 
-Sampling carries the recurrences instead of recomputing the image (``sampling_state``): per
+Sampling carries the recurrences instead of recomputing the image (``RecurrentState``): per
 layer it keeps the current row's layer inputs and states and the previous row's states. A new
 pixel costs one LSTM cell per layer; the Diagonal BiLSTM's right-to-left direction, which needs
 a complete row, is swept once per row over the row just finished.
@@ -35,9 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..image import ImageModel
+from ..image import ImageCache, ImageModel, pixel_distribution
 from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, diagonal_order, paired_groups
 from ..registry import register_family
+from ..validation import check_choice, check_labels, check_odd, check_positive
 
 KINDS = ("row-lstm", "diagonal-bilstm")
 
@@ -54,7 +55,17 @@ class PixelRNNConfig:
     input_kernel: int = 7
     row_kernel: int = 3  # Row LSTM: width of the input-to-state and state-to-state convolutions
     output_hidden: int = 32
-    labels: list[str] | None = None  # unconditional; kept for the shared contract
+    labels: list[str] | None = None  # unconditional: must stay empty (the field keeps every image config alike)
+
+    def __post_init__(self) -> None:
+        check_positive(self, "height", "width", "channels", "hidden", "n_layers", "output_hidden")
+        check_odd(self, "input_kernel", "row_kernel")
+        check_choice(self, "levels", (2, 256))
+        check_choice(self, "kind", KINDS)
+        check_labels(self, allowed=False)
+        for name in ("hidden", "output_hidden"):
+            if getattr(self, name) < self.channels:
+                raise ConfigError(f"PixelRNNConfig.{name}={getattr(self, name)} must be at least channels ({self.channels})")
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor | None, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,24 +264,9 @@ class DiagonalBiLSTM(nn.Module):
     },
 )
 class PixelRNN(ImageModel):
-    family = "pixelrnn"
-
     def __init__(self, config: PixelRNNConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, distribution=pixel_distribution(config.levels, config.channels))
         c, g = config, config.channels
-        if c.kind not in KINDS:
-            raise ConfigError(f"kind must be one of {list(KINDS)}, got {c.kind!r}")
-        if c.levels not in (2, 256):
-            raise ConfigError(f"levels must be 2 (binary) or 256 (8-bit), got {c.levels}")
-        if c.labels:
-            raise ConfigError("pixelrnn is unconditional; leave labels empty")
-        for name in ("input_kernel", "row_kernel"):
-            if getattr(c, name) % 2 == 0 or getattr(c, name) < 1:
-                raise ConfigError(f"{name} must be a positive odd int, got {getattr(c, name)}")
-        for name in ("hidden", "output_hidden"):
-            if getattr(c, name) < g:
-                raise ConfigError(f"{name}={getattr(c, name)} must be at least channels ({g})")
-        self.out_per_channel = 1 if c.levels == 2 else c.levels
         self.input = MaskedConv2d(g, 2 * c.hidden, c.input_kernel, "A", g)
         self.layers = nn.ModuleList(
             RowLSTM(c.hidden, c.row_kernel, g) if c.kind == "row-lstm" else DiagonalBiLSTM(c.hidden, g) for _ in range(c.n_layers)
@@ -279,44 +275,20 @@ class PixelRNN(ImageModel):
             nn.ReLU(),
             MaskedConv2d(2 * c.hidden, c.output_hidden, 1, "B", g),
             nn.ReLU(),
-            MaskedConv2d(c.output_hidden, g * self.out_per_channel, 1, "B", g),
+            MaskedConv2d(c.output_hidden, self.distribution.num_params, 1, "B", g),
         )
 
-    def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        out = self.output(h)
-        n, _, height, width = out.shape
-        return out.view(n, self.config.channels, self.out_per_channel, height, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, C, K, H, W]`` (K = 1 for binary) for inputs ``x`` scaled to [-1, 1]."""
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[N, C * K, H, W]`` (channel-major; K = 1 for binary) for inputs ``x`` scaled to [-1, 1]."""
         h = self.input(x)
         for layer in self.layers:
             h = layer(h)
-        return self._logits(h)
+        return self.output(h)
 
-    def per_dim_log_prob(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        logits = self(self.space.to_unit(levels, self.dtype)).float()
-        if self.config.levels == 2:
-            return -F.binary_cross_entropy_with_logits(logits[:, :, 0], levels.float(), reduction="none")
-        return logits.log_softmax(2).gather(2, levels.unsqueeze(2)).squeeze(2)
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> RecurrentState:
+        return RecurrentState(self, levels, cond, first_row)
 
-    # ---- sampling
-    def sampling_state(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> dict[str, Any]:
-        """Per-layer recurrent state after the known rows ``[0, first_row)`` (one forward over them)."""
-        n, _, _, w = levels.shape
-        blank = levels.new_zeros(n, 2 * self.config.hidden, 1, w, dtype=self.dtype)
-        layers = []
-        h = self.input(self.space.to_unit(levels[:, :, :first_row], self.dtype)) if first_row else None
-        for layer in self.layers:
-            if h is None:
-                layers.append(layer.start(blank, None, 0))
-            else:
-                out, inner = layer.run(h)
-                layers.append(layer.start(h, inner, first_row))
-                h = out
-        return {"row": None, "layers": layers}
-
-    def _input_at(self, levels: torch.Tensor, row: int, col: int) -> torch.Tensor:
+    def input_at(self, levels: torch.Tensor, row: int, col: int) -> torch.Tensor:
         """The mask-A input convolution at one pixel ``[N, 2h]``, from the rows above and the pixels before it."""
         conv, p = self.input, self.config.input_kernel // 2
         top = max(0, row - p)
@@ -324,24 +296,36 @@ class PixelRNN(ImageModel):
         patch = F.pad(patch, (p, p, p - (row - top), 0))[:, :, :, col : col + 2 * p + 1]
         return F.conv2d(patch, (conv.weight * conv.mask)[:, :, : p + 1], conv.bias)[:, :, 0, 0]
 
-    def sample_pixel(self, levels, cond, row, col, temperature, generator, state) -> None:
-        if state is not None and state["row"] != row:
-            for layer, s in zip(self.layers, state["layers"], strict=True):
+
+class RecurrentState(ImageCache):
+    """PixelRNN's fast path: per layer the recurrent states of the current and previous rows, after one forward over the
+    known rows. A step costs one LSTM cell per layer; the Diagonal BiLSTM's right-to-left sweep runs once per row."""
+
+    def __init__(self, model: PixelRNN, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> None:
+        super().__init__(model, levels, cond)
+        n, _, _, w = levels.shape
+        blank = levels.new_zeros(n, 2 * model.config.hidden, 1, w, dtype=model.dtype)
+        self.states = []
+        h = model.input(self.unit(levels[:, :, :first_row])) if first_row else None
+        for layer in model.layers:
+            if h is None:
+                self.states.append(layer.start(blank, None, 0))
+            else:
+                out, inner = layer.run(h)
+                self.states.append(layer.start(h, inner, first_row))
+                h = out
+        self.row: int | None = None
+
+    def params_at(self, t: int) -> torch.Tensor:
+        row, col, channel = self.position(t)
+        model = self.model
+        if row != self.row:
+            for layer, s in zip(model.layers, self.states, strict=True):
                 layer.new_row(s, row)
-            state["row"] = row
-        for channel in range(self.config.channels):
-            if state is None:
-                logits = self(self.space.to_unit(levels, self.dtype))[:, channel, :, row, col]
-            else:
-                # The last channel's pass leaves the final per-layer values of this pixel in the
-                # state: nothing at (row, col) depends on the last channel of (row, col) itself.
-                h = self._input_at(levels, row, col)
-                for layer, s in zip(self.layers, state["layers"], strict=True):
-                    h = layer.step(s, h, col)
-                logits = self._logits(h[:, :, None, None])[:, channel, :, 0, 0]
-            logits = logits.float() / temperature
-            if self.config.levels == 2:
-                value = torch.bernoulli(torch.sigmoid(logits[:, 0]), generator=generator)
-            else:
-                value = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-            levels[:, channel, row, col] = value.long()
+            self.row = row
+        # Each channel's step recomputes the pixel from its layer inputs; the last one leaves its final values in the
+        # states: nothing at (row, col) depends on the last channel of (row, col) itself.
+        h = model.input_at(self.levels, row, col)
+        for layer, s in zip(model.layers, self.states, strict=True):
+            h = layer.step(s, h, col)
+        return model.distribution.channel_params(model.output(h[:, :, None, None])[:, :, 0, 0], channel)

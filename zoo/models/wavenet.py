@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import AudioModel
+from ..audio import AudioCache, AudioModel, AudioSpace
+from ..distributions import Categorical, DiscretizedLogisticMixture, categorical_draw, logistic_mixture_draw
 from ..errors import ConfigError
 from ..registry import register_family
+from ..validation import check_choice, check_labels, check_positive
 
 OUTPUTS = ("mu-law", "logistic-mixture")
 LOG_SCALE_MIN = math.log(1e-14)  # r9y9/wavenet_vocoder's floor for 16-bit targets
@@ -60,6 +60,19 @@ class WaveNetConfig:
     labels: list[str] | None = None  # speaker names (global conditioning); None: unconditional
     train_samples: int = 4000  # scored samples per training window (plus receptive_field - 1 of left context)
 
+    def __post_init__(self) -> None:
+        check_choice(self, "output", OUTPUTS)
+        check_positive(self, "sample_rate", "residual_channels", "dilation_channels", "skip_channels", "mixtures", "train_samples")
+        check_positive(self, "kernel_size", maximum=64)
+        if self.kernel_size < 2:
+            raise ConfigError(f"WaveNetConfig.kernel_size must be >= 2 (a width-1 filter sees no past), got {self.kernel_size}")
+        if not isinstance(self.dilations, (list, tuple)) or not self.dilations or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 16 for d in self.dilations):
+            raise ConfigError(f"WaveNetConfig.dilations must be a non-empty list of ints in 1..65536, got {self.dilations!r}")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 2 <= self.levels <= 65536:
+            raise ConfigError(f"WaveNetConfig.levels must be an int in 2..65536, got {self.levels!r}")
+        check_labels(self)
+
 
 def receptive_field(config: WaveNetConfig | dict[str, Any]) -> int:
     """Past samples a prediction can depend on: (k - 1) * (sum of dilations + 1 for the input layer) + 1."""
@@ -81,30 +94,22 @@ def receptive_field(config: WaveNetConfig | dict[str, Any]) -> int:
     },
 )
 class WaveNet(AudioModel):
-    family = "wavenet"
-
     def __init__(self, config: WaveNetConfig) -> None:
-        super().__init__(config)
         c = config
-        if c.output not in OUTPUTS:
-            raise ConfigError(f"output must be one of {OUTPUTS}, got {c.output!r}")
-        if c.kernel_size < 2:
-            raise ConfigError(f"kernel_size must be >= 2 (a width-1 filter sees no past), got {c.kernel_size}")
-        if not c.dilations or any(not isinstance(d, int) or d < 1 for d in c.dilations):
-            raise ConfigError(f"dilations must be a non-empty list of positive ints, got {c.dilations!r}")
-        if c.levels < 2 or (c.output == "mu-law" and c.levels > 65536):
-            raise ConfigError(f"levels must be in 2..65536, got {c.levels}")
-        if c.labels is not None and len(set(c.labels)) != len(c.labels):
-            raise ConfigError("speaker labels must be distinct")
+        if c.output == "mu-law":
+            space, distribution = AudioSpace(c.sample_rate, c.levels, "mu-law"), Categorical(c.levels)
+        else:
+            space, distribution = AudioSpace(c.sample_rate, c.levels, "linear"), DiscretizedLogisticMixture(c.levels, c.mixtures, 1, LOG_SCALE_MIN)
+        super().__init__(config, space=space, distribution=distribution, labels=c.labels, receptive_field=receptive_field(c),
+                         train_samples=c.train_samples)
         k, C, D, S = c.kernel_size, c.residual_channels, c.dilation_channels, c.skip_channels
         if c.output == "mu-law":
             self.embed = nn.Embedding(c.levels + 1, k * C)  # one-hot causal input convolution, + begin-of-clip code
             nn.init.normal_(self.embed.weight, 0.0, 0.5)
-            self.out_params = c.levels
         else:
             self.input_value = nn.Parameter(torch.randn(k, C) * 0.5)  # scalar input: the sample's value...
             self.input_bos = nn.Parameter(torch.randn(k, C) * 0.5)  # ...and a begin-of-clip indicator
-            self.out_params = 3 * c.mixtures
+        self.out_params = distribution.num_params
         self.input_bias = nn.Parameter(torch.zeros(C))
         self.convs = nn.ModuleList(nn.Conv1d(C, 2 * D, k, dilation=d) for d in c.dilations)
         last = len(c.dilations) - 1
@@ -114,10 +119,6 @@ class WaveNet(AudioModel):
             nn.init.normal_(self.speaker.weight, 0.0, 0.1)
         self.head1 = nn.Conv1d(S, S, 1)
         self.head2 = nn.Conv1d(S, self.out_params, 1)
-
-    @property
-    def receptive_field(self) -> int:
-        return receptive_field(self.config)
 
     @staticmethod
     def info_from_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -136,9 +137,6 @@ class WaveNet(AudioModel):
         return value[..., None, None] * self.input_value + bos[..., None, None].to(value.dtype) * self.input_bos
 
     def forward(self, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        return self._channels_first(inputs, cond).transpose(1, 2)
-
-    def _channels_first(self, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Output parameters ``[N, P, W]``. Written to avoid copies: they, not the convolutions, dominated training time."""
         c = self.config
         k, C, D, L = c.kernel_size, c.residual_channels, c.dilation_channels, len(c.dilations)
@@ -165,89 +163,19 @@ class WaveNet(AudioModel):
             skip = o if skip is None else skip + o
         return self.head2(F.relu(self.head1(F.relu(skip))))
 
-    def per_step_log_prob(self, inputs: torch.Tensor, targets: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        scored = targets >= 0
-        safe = targets.clamp(min=0)
-        if self.config.output == "mu-law":
-            lp = self._channels_first(inputs, cond).float().log_softmax(1).gather(1, safe[:, None])[:, 0]
-        else:
-            lp = self._mixture_log_prob(self(inputs, cond).float(), safe)
-        return lp.masked_fill(~scored, 0.0)
-
-    def _mixture_log_prob(self, params: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """Discretized logistic mixture over ``levels`` bins of [-1, 1] (PixelCNN++'s, as in r9y9/wavenet_vocoder)."""
-        K, levels = self.config.mixtures, self.config.levels
-        logits, means, log_scales = params[..., :K], params[..., K : 2 * K], params[..., 2 * K :].clamp(min=LOG_SCALE_MIN)
-        x = self.space.decode(codes)[..., None]
-        centered, inv_s, half = x - means, torch.exp(-log_scales), 1.0 / (levels - 1)
-        plus, minus = inv_s * (centered + half), inv_s * (centered - half)
-        log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the lowest bin takes all mass below
-        log_one_minus_cdf_min = -F.softplus(minus)  # the highest bin takes all mass above
-        delta = torch.sigmoid(plus) - torch.sigmoid(minus)
-        mid = inv_s * centered
-        log_pdf_mid = mid - log_scales - 2 * F.softplus(mid) - math.log((levels - 1) / 2)
-        inner = torch.where(delta > 1e-5, torch.log(delta.clamp(min=1e-12)), log_pdf_mid)
-        c = codes[..., None]
-        log_probs = torch.where(c == 0, log_cdf_plus, torch.where(c == levels - 1, log_one_minus_cdf_min, inner))
-        return torch.logsumexp(log_probs + logits.log_softmax(-1), dim=-1)
-
-    def draw(self, params: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
-        mixtures = self.config.mixtures if self.config.output == "logistic-mixture" else 0
-        return _compiled("draw")(params, uniforms, temperature, self.config.levels, mixtures)
-
     # ------------------------------------------------------------------ fast generation
-    def generation_state(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None) -> _Queues:
-        state = _Queues(self, codes.shape[0], cond)
-        with _one_thread():
-            state.run(codes, first, first, None, 1.0)  # feed the known prefix
-        return state
-
-    def next_params(self, codes: torch.Tensor, t: int, cond: torch.Tensor | None, state: Any) -> torch.Tensor:
-        if state is None:
-            return super().next_params(codes, t, cond, None)
-        state.run(codes, t + 1, t, None, 1.0)
-        return state.params
-
-    def sample_codes(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None, temperature: float,
-                     uniforms: torch.Tensor, state: Any, bar: Any) -> None:
-        if state is None:
-            return super().sample_codes(codes, first, cond, temperature, uniforms, state, bar)
-        with _one_thread():
-            for start in range(first, codes.shape[1], 512):  # chunks only to move the progress bar
-                stop = min(codes.shape[1], start + 512)
-                state.run(codes, stop, first, uniforms, temperature)
-                bar.update(stop - start)
-        return None
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread for the cached loop: its ops are matrix-vector sized, and a second thread
-    only adds OpenMP hand-offs (10x slower per step measured when the other core is busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    def incremental_cache(self, codes: torch.Tensor, first: int, cond: torch.Tensor | None) -> Queues:
+        return Queues(self, codes, cond)
 
 
 _Tensors = list[torch.Tensor]
 
 
 def _draw(params: torch.Tensor, uniforms: torch.Tensor, temperature: float, levels: int, mixtures: int) -> torch.Tensor:
-    """Codes ``[N]`` from output parameters by inverse CDF: softmax over codes (``mixtures`` 0) or a logistic mixture."""
-    p = params.float()
+    """Codes ``[N]`` from output parameters by inverse CDF: the softmax over codes (``mixtures`` 0) or the logistic mixture."""
     if mixtures == 0:
-        cdf = torch.softmax(p / temperature, -1).cumsum(-1)
-        return torch.searchsorted(cdf, uniforms[:, :1] * cdf[:, -1:]).squeeze(1).clamp(max=levels - 1)
-    cdf = torch.softmax(p[:, :mixtures] / temperature, -1).cumsum(-1)
-    k = torch.searchsorted(cdf, uniforms[:, :1] * cdf[:, -1:]).clamp(max=mixtures - 1)
-    mean = p[:, mixtures : 2 * mixtures].gather(1, k).squeeze(1)
-    log_scale = p[:, 2 * mixtures :].gather(1, k).squeeze(1).clamp(min=-32.23619130191664)
-    u = uniforms[:, 1].clamp(1e-5, 1 - 1e-5)
-    value = (mean + torch.exp(log_scale) * temperature * (torch.log(u) - torch.log1p(-u))).clamp(-1.0, 1.0)
-    return ((value + 1) * ((levels - 1) / 2)).round().long()
+        return categorical_draw(params, uniforms, temperature, 0, 1.0)
+    return logistic_mixture_draw(params, uniforms, temperature, levels, mixtures, 1, LOG_SCALE_MIN)[:, 0]
 
 
 def _loop(codes: torch.Tensor, t0: int, stop: int, first: int, uniforms: torch.Tensor, temperature: float, mixtures: int,
@@ -303,13 +231,13 @@ _COMPILED: dict[str, Any] = {}
 
 
 def _compiled(name: str) -> Any:
-    """``_draw`` or ``_loop`` under TorchScript, compiled on first use (0.1 s, kept off ``import zoo``).
+    """``_loop`` under TorchScript, compiled on first use (0.1 s, kept off ``import zoo``).
 
     TorchScript runs the loop without Python's per-op overhead (~2x at batch 1); where it is
     unavailable the plain Python functions give the same results, only slower.
     """
     if name not in _COMPILED:
-        function = {"draw": _draw, "loop": _loop}[name]
+        function = {"loop": _loop}[name]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.script is deprecated": torch.compile is no substitute here
@@ -319,7 +247,7 @@ def _compiled(name: str) -> Any:
     return _COMPILED[name]
 
 
-class _Queues:
+class Queues(AudioCache):
     """Fast WaveNet state: per layer a ring of its past inputs, and the weights as plain matrices.
 
     Layer l with dilation d keeps ``d`` slots of ``k`` taps each, ``[d, N, k*C]``: the input at time t
@@ -329,11 +257,13 @@ class _Queues:
     """
 
     @torch.no_grad()
-    def __init__(self, model: WaveNet, n: int, cond: torch.Tensor | None) -> None:
+    def __init__(self, model: WaveNet, codes: torch.Tensor, cond: torch.Tensor | None) -> None:
+        super().__init__(model, codes, cond)
+        n = codes.shape[0]
         c = model.config
         k, C, D, S, L = c.kernel_size, c.residual_channels, c.dilation_channels, c.skip_channels, len(c.dilations)
         dev, dt = model.device, model.dtype
-        self.model, self.k, self.dilations, self.t = model, k, list(c.dilations), 0
+        self.k, self.dilations, self.t = k, list(c.dilations), 0
         self.history = [torch.zeros(n, k, C, device=dev, dtype=dt) for _ in range(k - 1)]  # input rows, oldest first
         self.read, self.write, self.weights, self.bias, self.residual = [], [], [], [], []
         half = torch.ones(2 * D, 1, device=dev, dtype=dt)
@@ -372,8 +302,21 @@ class _Queues:
         self.work = [self.gates, self.skip_w, *self.h1, *self.h2, self.pre, self.act, self.act_f, self.act_g, self.skip,
                      self.hidden, self.params]
 
-    def run(self, codes: torch.Tensor, stop: int, first: int, uniforms: torch.Tensor | None, temperature: float) -> None:
-        """Feed inputs up to time ``stop``; from ``first`` on compute ``self.params`` and, given uniforms, draw into ``codes``."""
+    def params_at(self, t: int) -> torch.Tensor:
+        self.run(t + 1, t, None, 1.0)
+        return self.params
+
+    def generate(self, distribution: Any, first: int, stop: int, uniforms: torch.Tensor, temperature: float, bar: Any,
+                 options: dict[str, Any]) -> None:
+        """The whole loop in TorchScript (draws included), in chunks only to move the progress bar."""
+        for start in range(first, stop, 512):
+            end = min(stop, start + 512)
+            self.run(end, first, uniforms, temperature)
+            bar.update(end - start)
+
+    def run(self, stop: int, first: int, uniforms: torch.Tensor | None, temperature: float) -> None:
+        """Feed inputs up to time ``stop``; from ``first`` on compute ``self.params`` and, given uniforms, draw into the codes."""
+        codes = self.codes
         if uniforms is None:
             uniforms = codes.new_zeros(0, codes.shape[0], 2, dtype=torch.float32)
         loop = _compiled("loop")

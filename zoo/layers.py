@@ -91,7 +91,8 @@ def diagonal_order(height: int, width: int) -> tuple[torch.Tensor, tuple[tuple[i
     """
     spans = tuple((max(0, k - width + 1), min(height - 1, k)) for k in range(height + width - 1))
     order = [r * width + (k - r) for k, (top, bottom) in enumerate(spans) for r in range(top, bottom + 1)]
-    return torch.tensor(order), spans
+    with torch.inference_mode(False):  # cached: a tensor made under inference_mode could never be used for training
+        return torch.tensor(order), spans
 
 
 class RowMaskedConv2d(nn.Conv2d):

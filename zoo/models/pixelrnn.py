@@ -139,10 +139,11 @@ def _diagonal_gathers(height: int, width: int) -> tuple[torch.Tensor, torch.Tens
     puts states computed in diagonal order back in pixel order) and each skewed column's row span.
     """
     order, spans = diagonal_order(height, width)
-    mirrored = order // width * width + (width - 1 - order % width)
-    gather = torch.cat([order, mirrored + height * width])
-    position = torch.empty_like(gather)
-    position[gather] = torch.arange(len(gather))
+    with torch.inference_mode(False):  # cached: a tensor made under inference_mode could never be used for training
+        mirrored = order // width * width + (width - 1 - order % width)
+        gather = torch.cat([order, mirrored + height * width])
+        position = torch.empty_like(gather)
+        position[gather] = torch.arange(len(gather))
     return gather, position, spans
 
 

@@ -26,14 +26,20 @@ def input_dependencies(model: zoo.AutoregressiveModel, cond: torch.Tensor | None
     """For each output dim of an image model, the input dims with a non-zero gradient.
 
     Returns ``(dims, seen)``: every ``(row, col, channel)`` in raster-then-channel order, and for
-    each the set of input dims its logits depend on.
+    each the set of input dims its output parameters depend on (``forward`` returns ``[N, P, H, W]``,
+    per-channel distributions in channel-major blocks ``P = C * K``; a joint distribution's channels
+    all share the pixel's whole block).
     """
     c, h, w = model.space.shape
     x = torch.randn(1, c, h, w, requires_grad=True)
-    logits = model(x, cond) if cond is not None else model(x)
+    params = model(x, cond) if cond is not None else model(x)  # [1, P, H, W]
+    # Per-channel distributions: channel-major blocks of P // C parameters; a joint one: the whole pixel's P.
+    joint = model.distribution.joint
+    block = params.shape[1] if joint else params.shape[1] // c
     dims = list(itertools.product(range(h), range(w), range(c)))
     seen = {}
     for r, col, ch in dims:
-        (grad,) = torch.autograd.grad(logits[0, ch, :, r, col].sum(), x, retain_graph=True)
+        lo = 0 if joint else ch * block
+        (grad,) = torch.autograd.grad(params[0, lo : lo + block, r, col].sum(), x, retain_graph=True)
         seen[(r, col, ch)] = {(r2, c2, ch2) for r2, c2, ch2 in dims if grad[0, ch2, r2, c2] != 0}
     return dims, seen

@@ -1,8 +1,7 @@
-"""Gated PixelCNN: exact causality with no blind spot, colour coupling, class conditioning, fast sampling."""
+"""Gated PixelCNN: no blind spot (every earlier dim seen), colour coupling, class conditioning, and the 8-bit and colour
+configs the conformance suite (tests/test_contract.py, binary tiny preset) does not run."""
 
 from __future__ import annotations
-
-import itertools
 
 import pytest
 import torch
@@ -43,7 +42,7 @@ def test_up_right_pixels_reach_the_next_row_start():
     assert (0, 3, 0) in seen[(1, 0, 0)]
     pixelcnn = zoo.build("pixelcnn", "tiny").eval()
     x = torch.randn(1, 1, 4, 4, requires_grad=True)
-    (grad,) = torch.autograd.grad(pixelcnn(x)[0, 0, :, 1, 0].sum(), x)
+    (grad,) = torch.autograd.grad(pixelcnn(x)[0, :, 1, 0].sum(), x)
     assert grad[0, 0, 0, 3] == 0  # the blind spot the vertical stack removes
 
 
@@ -53,25 +52,17 @@ def test_conditional_model_is_causal_for_every_label():
     assert all(seen[d] == set(dims[:i]) for i, d in enumerate(dims))
 
 
-@pytest.mark.parametrize("labels", [None, ["a", "b", "c"]])
-def test_probabilities_of_all_binary_2x2_images_sum_to_one(labels):
-    model = tiny_gated(height=2, width=2, labels=labels)
-    images = torch.tensor(list(itertools.product([0, 1], repeat=4)), dtype=torch.uint8).view(16, 1, 2, 2)
-    for condition in ([None] if labels is None else labels):
-        total = model.log_prob(images, condition=condition).double().exp().sum()
-        assert abs(float(total) - 1) < 1e-5
-
-
 def test_probabilities_of_all_8bit_1x2_images_sum_to_one():
+    """The 256-way softmax path (the suite enumerates only the binary tiny preset)."""
     model = tiny_gated(height=1, width=2, levels=256)
     grid = torch.cartesian_prod(torch.arange(256), torch.arange(256)).view(-1, 1, 1, 2).to(torch.uint8)
     assert abs(float(model.log_prob(grid).double().exp().sum()) - 1) < 1e-5
 
 
-@pytest.mark.parametrize("overrides", [*CONFIGS[:3], dict(channels=1, levels=2, labels=["a", "b", "c"])],
-                         ids=["C1-L2", "C1-L256", "C3-L256", "conditional"])
+@pytest.mark.parametrize("overrides", CONFIGS[1:3], ids=["C1-L256", "C3-L256"])
 @pytest.mark.parametrize("rows", [0, 2])
-def test_row_cached_sampling_equals_naive(overrides, rows):
+def test_8bit_and_colour_row_cached_sampling_equals_naive(overrides, rows):
+    """The row-links cache on the softmax and colour paths (the suite runs it on the binary preset only)."""
     model = tiny_gated(**overrides)
     condition = ["a", "c", "b"] if overrides.get("labels") else None
     x = model.example_batch(3)
@@ -82,7 +73,7 @@ def test_row_cached_sampling_equals_naive(overrides, rows):
     assert fast.dtype == torch.uint8 and int(fast.max()) < model.space.levels
 
 
-def test_sample_shape_and_seed():
+def test_a_condition_by_name_draws_what_its_id_draws():
     model = tiny_gated(labels=["0", "1"])
     a = model.sample(4, condition="1", generator=torch.Generator().manual_seed(3))
     assert a.shape == (4, 1, 4, 4) and torch.equal(a, model.sample(4, condition=1, generator=torch.Generator().manual_seed(3)))
@@ -100,7 +91,6 @@ def test_conditioning_changes_the_distribution():
 @pytest.mark.parametrize(
     ("condition", "message"),
     [
-        (None, "this model is conditional"),
         (torch.tensor([[0, 1]]), r"LongTensor\[N\]"),
         (torch.tensor([0.0, 1.0]), r"LongTensor\[N\]"),
         (5, r"must be in 0..1"),
@@ -115,20 +105,6 @@ def test_bad_conditions_are_refused_clearly(condition, message):
         model.log_prob(model.example_batch(2), condition=condition)
     with pytest.raises(zoo.InvalidInputError, match=message):
         model.sample(2, condition=condition)
-
-
-def test_unconditional_model_refuses_a_label():
-    with pytest.raises(zoo.InvalidInputError, match="unconditional"):
-        tiny_gated().sample(1, condition="7")
-
-
-def test_save_load_round_trip(tmp_path):
-    model = tiny_gated(labels=["a", "b"])
-    model.save_pretrained(tmp_path / "m")
-    loaded = zoo.load(f"local-dir:{tmp_path / 'm'}")
-    assert loaded.labels == ["a", "b"] and loaded.family == "gated-pixelcnn"
-    x = model.example_batch(3)
-    assert torch.equal(loaded.log_prob(x, condition="b"), model.log_prob(x, condition="b"))
 
 
 def test_presets_and_config_errors():

@@ -108,14 +108,6 @@ def _transposed_dependencies(g: ConvGeometry, dep: torch.Tensor) -> torch.Tensor
     return full[: 2 * h, g.col_offset : g.col_offset + 2 * w]
 
 
-def _window(x: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-    """``x[:, :, r0:r1, c0:c1]`` with zeros where the window leaves the tensor (the convolutions' zero padding)."""
-    h, w = x.shape[2:]
-    inner = x[:, :, max(r0, 0) : min(r1, h), max(c0, 0) : min(c1, w)]
-    pad = (max(0, -c0), max(0, c1 - w), max(0, -r0), max(0, r1 - h))
-    return F.pad(inner, pad) if any(pad) else inner
-
-
 class DependencyCache(ImageCache):
     """Exact incremental sampling over an op graph: each activation position is computed once.
 
@@ -134,15 +126,15 @@ class DependencyCache(ImageCache):
         self.ops = list(graph)
         self.acts = run_graph(self.ops, make_input(self.unit(levels)))
         deps = dependency_maps(self.ops, self.acts)
-        self.schedule: list[list[tuple[Op, int, int, int, int]]] = [[] for _ in range(levels.shape[2] * levels.shape[3])]
+        steps = levels.shape[2] * levels.shape[3]
+        self.schedule: list[list[tuple[Op, int, int, int, int]]] = [[] for _ in range(steps)]
         for op in self.ops:
-            dep = deps[op.out].long()
-            for step in dep.unique().tolist():
-                if step >= 0:
-                    rows, cols = (dep == step).nonzero(as_tuple=True)
-                    self.schedule[step].append((op, int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1))
+            for step, r0, r1, c0, c1 in _boxes(deps[op.out], steps):
+                self.schedule[step].append((op, r0, r1, c0, c1))
         self.geometry = {id(op.module): op.module.conv_geometry() for op in self.ops if op.kind != "point"}
         self.weights = {key: tuple(w.detach() if w is not None else None for w in g.weight()) for key, g in self.geometry.items()}
+        # A window that yields one output position is a matrix product: far cheaper than a tiny convolution call.
+        self.flat = {key: w.flatten(1) for key, (w, _) in self.weights.items()}
 
     def params_at(self, t: int) -> torch.Tensor:
         row, col, _ = self.position(t)
@@ -178,4 +170,30 @@ class DependencyCache(ImageCache):
                          s * (c1 - 1 - right) - left + kw)
         if op.pre is not None:
             window = op.pre(window)
+        if window.shape[2] == kh and window.shape[3] == kw:  # one output position
+            return F.linear(window.flatten(1), self.flat[id(op.module)], bias)[:, :, None, None]
         return F.conv2d(window, weight, bias, stride=s)
+
+
+def _window(x: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+    """``x[:, :, r0:r1, c0:c1]`` with zeros where the window leaves the tensor (the convolutions' zero padding)."""
+    h, w = x.shape[2:]
+    inner = x[:, :, max(r0, 0) : min(r1, h), max(c0, 0) : min(c1, w)]
+    pad = (max(0, -c0), max(0, c1 - w), max(0, -r0), max(0, r1 - h))
+    return F.pad(inner, pad) if any(pad) else inner
+
+
+def _boxes(dep: torch.Tensor, steps: int) -> list[tuple[int, int, int, int, int]]:
+    """For each step that some positions of ``dep`` wait for: ``(step, r0, r1, c0, c1)``, the bounding box of those positions."""
+    flat = dep.long().reshape(-1)
+    valid = flat >= 0
+    index = flat[valid]
+    rows = torch.arange(dep.shape[0]).repeat_interleave(dep.shape[1])[valid]
+    cols = torch.arange(dep.shape[1]).repeat(dep.shape[0])[valid]
+    big = 1 << 30
+    lo_r = torch.full((steps,), big).scatter_reduce(0, index, rows, "amin")
+    hi_r = torch.full((steps,), -1).scatter_reduce(0, index, rows, "amax")
+    lo_c = torch.full((steps,), big).scatter_reduce(0, index, cols, "amin")
+    hi_c = torch.full((steps,), -1).scatter_reduce(0, index, cols, "amax")
+    used = (hi_r >= 0).nonzero()[:, 0].tolist()
+    return [(t, int(lo_r[t]), int(hi_r[t]) + 1, int(lo_c[t]), int(hi_c[t]) + 1) for t in used]

@@ -16,13 +16,16 @@ rows), so the vertical-to-horizontal link needs no extra down-shift.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import Cache
 from ..errors import ConfigError, InvalidInputError
-from ..image import ImageCache, ImageModel, pixel_distribution
+from ..graph import INPUT, OUTPUT, ConvGeometry, DependencyCache, Op, run_graph
+from ..image import ImageModel, RowCrop, pixel_distribution
 from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, gated_activation, paired_groups
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_odd, check_positive
@@ -65,6 +68,20 @@ class VerticalConv(nn.Module):
             return self.conv(F.pad(x, (k // 2, k // 2, k // 2 + 1, 0))[:, :, :-1])
         return self.conv(F.pad(x, (k // 2, k // 2, k // 2, 0)))
 
+    def conv_geometry(self) -> ConvGeometry:
+        k = self.k
+        return ConvGeometry((k // 2 + 1, k), (k // 2, k // 2, k // 2 + int(self.first), 0), weight=lambda: (self.conv.weight, self.conv.bias))
+
+
+class Pointwise(nn.Conv2d):
+    """A plain 1x1 convolution (the vertical-to-horizontal link), with the geometry the fast sampler reads."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, channels, 1)
+
+    def conv_geometry(self) -> ConvGeometry:
+        return ConvGeometry((1, 1), weight=lambda: (self.weight, self.bias))
+
 
 class GatedLayer(nn.Module):
     """One layer of both stacks (the paper's Figure 2), with skip output."""
@@ -75,26 +92,10 @@ class GatedLayer(nn.Module):
         in_groups = channel_groups(in_channels, groups)
         self.first = first
         self.v_conv = VerticalConv(in_channels, 2 * hidden, kernel, first)
-        self.v_to_h = nn.Conv2d(2 * hidden, 2 * hidden, 1)
+        self.v_to_h = Pointwise(2 * hidden)
         self.h_conv = RowMaskedConv2d(in_channels, 2 * hidden, kernel, "A" if first else "B", in_groups, gate_groups)
         self.h_out = MaskedConv2d(hidden, hidden, 1, "B", groups)
         self.skip = MaskedConv2d(hidden, hidden, 1, "B", groups)
-
-    def vertical(self, v: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next vertical map and this layer's link into the horizontal stack (condition included)."""
-        pre = self.v_conv(v)
-        if cond is not None:
-            pre = pre + cond[0]
-        link = self.v_to_h(pre)
-        if cond is not None:
-            link = link + cond[1]
-        return gated_activation(pre), link
-
-    def horizontal(self, h: torch.Tensor, link: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next horizontal map and this layer's skip contribution."""
-        gated = gated_activation(self.h_conv(h) + link)
-        out = self.h_out(gated)
-        return (out if self.first else h + out), self.skip(gated)
 
 
 @register_family(
@@ -138,44 +139,37 @@ class GatedPixelCNN(ImageModel):
         e = self.embed(cond).view(-1, n, 2, 2 * self.config.hidden, 1, 1)
         return [(e[:, i, 0], e[:, i, 1]) for i in range(n)]
 
-    def vertical_links(self, x: torch.Tensor, cond: torch.Tensor | None) -> list[torch.Tensor]:
-        """Each layer's vertical-to-horizontal input ``[N, 2h, H, W]``: a function of the rows above only."""
-        links, v = [], x
-        for layer, cv in zip(self.layers, self._conditions(cond), strict=True):
-            v, link = layer.vertical(v, cv)
-            links.append(link)
-        return links
+    def graph(self, cond: torch.Tensor | None = None) -> list[Op]:
+        """Both stacks as ops over named activations: the one definition ``forward`` and fast sampling both run."""
+        ops: list[Op] = []
 
-    def horizontal_logits(self, x: torch.Tensor, links: list[torch.Tensor]) -> torch.Tensor:
-        """Logits ``[N, C * K, H, W]`` from the image and the vertical links (only left-looking from here on)."""
-        h, skip = x, None
-        for layer, link in zip(self.layers, links, strict=True):
-            h, s = layer.horizontal(h, link)
-            skip = s if skip is None else skip + s
-        return self.output(skip)
+        def add(kind: str, module: Any, *inputs: str, pre: Any = None) -> str:
+            ops.append(Op(kind, f"a{len(ops)}", inputs, module, pre))
+            return ops[-1].out
+
+        v = h = INPUT
+        skip = None
+        for layer, cv in zip(self.layers, self._conditions(cond), strict=True):
+            pre = add("conv", layer.v_conv, v)
+            link = add("conv", layer.v_to_h, pre if cv is None else (pre := add("point", lambda t, e=cv[0]: t + e, pre)))
+            if cv is not None:
+                link = add("point", lambda t, e=cv[1]: t + e, link)
+            v = add("point", gated_activation, pre)
+            gated = add("point", lambda a, b: gated_activation(a + b), add("conv", layer.h_conv, h), link)
+            out = add("conv", layer.h_out, gated)
+            h = out if layer.first else add("point", torch.add, h, out)
+            s = add("conv", layer.skip, gated)
+            skip = s if skip is None else add("point", torch.add, skip, s)
+        add("conv", self.output[1], skip, pre=F.relu)
+        ops.append(Op("conv", OUTPUT, (ops[-1].out,), self.output[3], F.relu))
+        return ops
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[N, C * K, H, W]`` (channel-major; K = 1 for binary) for inputs ``x`` in [-1, 1] and class ids ``cond``."""
-        return self.horizontal_logits(x, self.vertical_links(x, cond))
+        return run_graph(self.graph(cond), x)[OUTPUT]
 
-    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> RowLinks:
-        return RowLinks(self, levels, cond)
-
-
-class RowLinks(ImageCache):
-    """Gated PixelCNN's fast path: the vertical links of a row depend on the rows above only, so they are computed once
-    per row; each step then runs just the horizontal stack on the current row, cropped at the current column."""
-
-    def __init__(self, model: GatedPixelCNN, levels: torch.Tensor, cond: torch.Tensor | None) -> None:
-        super().__init__(model, levels, cond)
-        self.row, self.links = -1, []
-
-    def params_at(self, t: int) -> torch.Tensor:
-        row, col, channel = self.position(t)
-        model = self.model
-        if row != self.row:
-            links = model.vertical_links(self.unit(self.levels[:, :, : row + 1]), self.cond)
-            self.row, self.links = row, [link[:, :, row : row + 1] for link in links]
-        x = self.unit(self.levels[:, :, row : row + 1, : col + 1])
-        params = model.horizontal_logits(x, [link[..., : col + 1] for link in self.links])[:, :, 0, col]
-        return model.distribution.channel_params(params, channel)
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Cache:
+        """Each activation computed once (grey images); with colour channels, rows below the current one are cropped."""
+        if self.config.channels == 1:
+            return DependencyCache(self, levels, cond, self.graph(cond), lambda x: x)
+        return RowCrop(self, levels, cond)

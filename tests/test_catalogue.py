@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
+import torch
 
 import zoo
+from zoo.datasets import load_dataset
 from zoo.registry import data_dir
 from zoo.train import Recipe
 
@@ -56,3 +59,43 @@ def test_zoo_eval_reproduces_the_published_metric(name, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["examples"] == check["examples"]
     assert result["nll_nats"] == pytest.approx(check["nll_nats"], rel=1e-6, abs=1e-3)  # float32 sums, any thread count
+
+
+# The shared data's held-out splits (need ../shared/data, as on the CI machine).
+def need(filename):
+    from zoo.datasets import default_data_root
+
+    if not (default_data_root() / filename).exists():
+        pytest.skip(f"{filename} is not in {default_data_root()} (../shared/data beside the checkout, or $ZOO_DATA)")
+
+
+def test_shared_held_out_splits_when_present():
+    need("mnist.npz")
+    need("cifar10_lossless_subset.npz")
+    assert len(load_dataset("mnist", "train")) == 55_000 and len(load_dataset("mnist", "valid")) == 5_000
+    train, valid = load_dataset("cifar10-subset", "train"), load_dataset("cifar10-subset", "valid")
+    assert len(train) == 3_500 and len(valid) == 500
+
+
+def test_shared_cifar10_jpeg_held_out_ranks_when_present():
+    """The per-class ranks left out of cifar10-jpeg's train are those of the exact images 3,500-3,999, and the files match them."""
+    from zoo.datasets import CIFAR10_JPEG_VALID_RANKS, CIFAR10_VALID, default_data_root
+
+    need("cifar10_lossless_subset.npz")
+    need("cifar10_jpeg.tar.gz")
+    with np.load(default_data_root() / "cifar10_lossless_subset.npz") as archive:
+        y = archive["y_train"]
+    classes = sorted(CIFAR10_JPEG_VALID_RANKS)
+    lo, hi = CIFAR10_VALID
+    assert {c: (int((y[:lo] == i).sum()), int((y[:hi] == i).sum())) for i, c in enumerate(classes)} == CIFAR10_JPEG_VALID_RANKS
+    jpeg, (exact, labels) = load_dataset("cifar10-jpeg", "valid"), load_dataset("cifar10-subset", "valid").tensors
+    order = torch.argsort(labels * hi + torch.arange(len(labels)))  # the JPEG split is sorted by class, then rank
+    assert torch.equal(jpeg.tensors[1], labels[order])
+    assert (jpeg.tensors[0].float() - exact[order].float()).abs().mean() < 7  # JPEG error 5.8/255; any other image is ~60
+    assert len(load_dataset("cifar10-jpeg", "train")) == 49_500
+
+
+def test_shared_binarized_mnist_when_present():
+    need("binarized_mnist.npz")
+    x, = load_dataset("binarized-mnist", "valid").tensors
+    assert x.shape == (10000, 1, 28, 28) and int(x.max()) == 1

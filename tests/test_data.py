@@ -1,4 +1,4 @@
-"""Dataset adapters: shared npz files, arbitrary npz paths and torchvision's own classes."""
+"""Dataset adapters: shared npz files, arbitrary npz paths and torchvision's own classes; every one holds a valid split out of training."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def test_torchvision_mnist_layout(tmp_path):
     x, y = ds.tensors
     assert x.dtype == torch.uint8 and x.shape == (3, 1, 28, 28)
     assert torch.equal(x[:, 0], torch.from_numpy(images.astype(np.uint8))) and y.tolist() == [7, 2, 1]
+    with pytest.raises(zoo.DatasetError, match="valid split needs examples 55000-59999"):  # 3 training images, not 60,000
+        load_dataset("torchvision-mnist", "train", tmp_path)
 
 
 def test_missing_torchvision_dataset_says_how_to_get_it(tmp_path):
     with pytest.raises(zoo.DatasetError, match=r"torchvision MNIST not found.*download=True"):
         load_dataset("torchvision-mnist", "train", tmp_path)
     with pytest.raises(zoo.DatasetError, match="splits"):
-        load_dataset("torchvision-mnist", "valid", tmp_path)
+        load_dataset("torchvision-mnist", "extra", tmp_path)
 
 
 def test_npz_path_and_layouts(tmp_path):
@@ -47,13 +49,42 @@ def test_npz_path_and_layouts(tmp_path):
         load_dataset(f"npz:{tmp_path / 'absent.npz'}", "train")
 
 
-def test_shared_binarized_mnist_when_present():
-    from zoo.datasets import default_data_root
+def test_valid_rows_held_out_of_an_npz_train_array(tmp_path):
+    from zoo.datasets import NpzImages
 
-    if not (default_data_root() / "binarized_mnist.npz").is_file():
-        pytest.skip("../shared/data is not beside this checkout")
-    x, = load_dataset("binarized-mnist", "valid").tensors
-    assert x.shape == (10000, 1, 28, 28) and int(x.max()) == 1
+    np.savez(tmp_path / "d.npz", x_train=np.arange(10, dtype=np.uint8).reshape(10, 1, 1), y_train=np.arange(10),
+             x_test=np.zeros((2, 1, 1), np.uint8))
+    adapter = NpzImages("d.npz", ("train", "valid", "test"), valid_from_train=(6, 9))
+    assert adapter.load(tmp_path, "valid").tensors[1].tolist() == [6, 7, 8]
+    assert adapter.load(tmp_path, "train").tensors[1].tolist() == [0, 1, 2, 3, 4, 5, 9]
+    assert len(adapter.load(tmp_path, "test")) == 2
+    with pytest.raises(zoo.DatasetError, match="has splits"):
+        adapter.load(tmp_path, "extra")
+
+
+def test_jpeg_archive_leaves_held_out_copies_out_of_train(tmp_path):
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from zoo.datasets import JpegImageArchive
+
+    with tarfile.open(tmp_path / "a.tar.gz", "w:gz") as archive:
+        for split, folder, number in [("train", "cat", 0), ("train", "cat", 1), ("train", "cat", 2), ("train", "dog", 0), ("test", "cat", 0)]:
+            buffer = io.BytesIO()
+            Image.new("RGB", (4, 4), (number * 60, 0, 0)).save(buffer, format="JPEG")
+            info = tarfile.TarInfo(f"{split}/{folder}/{number:04d}.jpg")
+            info.size = len(buffer.getvalue())
+            archive.addfile(info, io.BytesIO(buffer.getvalue()))
+    adapter = JpegImageArchive("a.tar.gz", {"cat": (1, 2)})
+    assert load_labels(adapter, tmp_path, "train") == [0, 0, 1] and len(adapter.load(tmp_path, "valid")) == 1
+    assert abs(int(adapter.load(tmp_path, "valid").tensors[0][0, 0, 0, 0]) - 60) < 8  # cat/0001.jpg
+    assert len(adapter.load(tmp_path, "test")) == 1
+
+
+def load_labels(adapter, root, split):
+    return adapter.load(root, split).tensors[1].tolist()
 
 
 def test_wav_folder_with_speakers_and_take_split(tmp_path):
@@ -62,7 +93,7 @@ def test_wav_folder_with_speakers_and_take_split(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
     for speaker in ("theo", "george"):
-        for take in (0, 7):
+        for take in (0, 7, 12):
             stereo = np.stack([np.linspace(-0.5, 0.5, 80), np.zeros(80)], axis=1)
             soundfile.write(folder / f"3_{speaker}_{take}.wav", stereo, 8000, subtype="PCM_16")
     (folder / "notes.txt").write_text("ignored")
@@ -71,14 +102,19 @@ def test_wav_folder_with_speakers_and_take_split(tmp_path):
     clip = test[0]
     assert clip.sample_rate == 8000 and clip.waveform.dtype == torch.float32 and clip.waveform.shape == (80,)
     assert abs(float(clip.waveform[0]) + 0.25) < 1e-3  # stereo averaged to mono
-    assert len(load_dataset(f"wav:{folder}", "train")) == 2
+    assert [c.path.name for c in load_dataset(f"wav:{folder}", "valid")] == ["3_george_7.wav", "3_theo_7.wav"]  # takes 5-9
+    assert [c.path.name for c in load_dataset(f"wav:{folder}", "train")] == ["3_george_12.wav", "3_theo_12.wav"]
     with pytest.raises(zoo.DatasetError, match="splits"):
-        load_dataset(f"wav:{folder}", "valid")
+        load_dataset(f"wav:{folder}", "extra")
     with pytest.raises(zoo.DatasetError, match="not found"):
         load_dataset(f"wav:{tmp_path / 'none'}", "train")
 
 
 def test_text_file_split(tmp_path):
-    (tmp_path / "t.txt").write_text("0123456789")
-    assert load_dataset(f"text:{tmp_path / 't.txt'}", "train") == "012345678"
-    assert load_dataset(f"text:{tmp_path / 't.txt'}", "valid") == "9"
+    """train the first 85%, valid 85-90% (held out of nanoGPT's training part), test = nanogpt-val the last 10%."""
+    (tmp_path / "t.txt").write_text("".join(chr(65 + i % 26) for i in range(100)))
+    parts = {split: load_dataset(f"text:{tmp_path / 't.txt'}", split) for split in ("train", "valid", "test", "nanogpt-val")}
+    assert [len(parts[s]) for s in ("train", "valid", "test")] == [85, 5, 10]
+    assert parts["train"] + parts["valid"] + parts["test"] == (tmp_path / "t.txt").read_text() and parts["test"] == parts["nanogpt-val"]
+    with pytest.raises(zoo.DatasetError, match="nanogpt-val"):
+        load_dataset(f"text:{tmp_path / 't.txt'}", "extra")

@@ -7,6 +7,12 @@ them into training or evaluation batches.
 Known dataset names map onto the files of a data root (``--data DIR``, else ``$ZOO_DATA``, else
 ``../shared/data`` beside a source checkout). Scaling and binarisation belong to the model's data
 space (``zoo.image``, ``zoo.audio``, ``zoo.text``), never to these adapters.
+
+Every dataset has a ``valid`` split held out of its training data, so that no training run chooses
+anything on test data: binarized MNIST its own ``valid`` array; MNIST the last 5,000 training images;
+CIFAR-10 the training images 3,500-3,999 (the last 500 of the exact subset, and their JPEG copies);
+text files 85-90% of the text (train 0-85%, test the last 10%, nanoGPT's validation part); FSDD and
+audio folders takes 5-9 (test takes 0-4); VCTK utterance numbers 10 mod 20 (test 0 mod 20).
 """
 
 from __future__ import annotations
@@ -24,6 +30,37 @@ from torch.utils.data import Dataset, TensorDataset
 from .audio import AudioClip, AudioFile
 from .errors import DatasetError
 
+__all__ = ["DATASETS", "TEST_SPLITS", "CIFAR10_JPEG_VALID_RANKS", "JpegImageArchive", "NpzImages", "TextFile", "VCTKFolder", "WavFolder",
+           "default_data_root", "load_dataset", "torchvision_images"]
+
+# Split names that hold test data: Recipe refuses them for training, validation and fine-tuning.
+TEST_SPLITS = frozenset({"test", "nanogpt-val"})
+
+MNIST_VALID = (55_000, 60_000)  # the last 5,000 training images
+CIFAR10_VALID = (3_500, 4_000)  # canonical training indices: the last 500 of the exact subset's 4,000
+
+# The JPEG archive names each training image train/<class>/NNNN.jpg, NNNN being its rank among the
+# canonical training images of its class (verified on the 4,000 exact ones: for every one, the
+# nearest JPEG of its class by pixel distance is that file, the runner-up at least 2.8x farther;
+# mean absolute error 5.8/255). The held-out canonical images 3,500-3,999 are therefore these
+# per-class ranks [lo, hi), left out of cifar10-jpeg's train split.
+CIFAR10_JPEG_VALID_RANKS = {
+    "airplane": (348, 396), "automobile": (327, 366), "bird": (378, 420), "cat": (337, 384), "deer": (358, 422),
+    "dog": (347, 393), "frog": (354, 414), "horse": (341, 385), "ship": (360, 407), "truck": (350, 413),
+}
+
+
+def _held_out(n: int, split: str, valid: tuple[int, int], what: str) -> slice | torch.Tensor:
+    """Rows of an ``n``-row training array for ``split``: ``valid`` the range ``[lo, hi)``, ``train`` every other row."""
+    lo, hi = valid
+    if n < hi:
+        raise DatasetError(f"{what} has {n} training examples; its valid split needs examples {lo}-{hi - 1}")
+    if split == "valid":
+        return slice(lo, hi)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[lo:hi] = False
+    return keep
+
 
 @dataclass(frozen=True)
 class NpzImages:
@@ -31,6 +68,7 @@ class NpzImages:
 
     filename: str
     splits: tuple[str, ...] | None = None  # None: whatever x_<split> arrays the file has
+    valid_from_train: tuple[int, int] | None = None  # rows [lo, hi) of x_train form ``valid``; ``train`` is the rest
 
     def load(self, root: Path, split: str) -> Dataset:
         path = root / self.filename
@@ -38,56 +76,75 @@ class NpzImages:
             raise DatasetError(f"dataset file {path} not found; expected an .npz with arrays x_<split> (and optionally y_<split>)")
         if self.splits is not None and split not in self.splits:
             raise DatasetError(f"{self.filename} has splits {list(self.splits)}, not {split!r}")
+        source = "train" if self.valid_from_train and split in ("train", "valid") else split
         with np.load(path) as archive:
-            key = f"x_{split}"
+            key = f"x_{source}"
             if key not in archive:
                 raise DatasetError(f"{path} has no array {key!r} (found {sorted(archive.files)})")
             x = torch.from_numpy(archive[key])
-            y = torch.from_numpy(archive[f"y_{split}"]).long() if f"y_{split}" in archive else None
+            y = torch.from_numpy(archive[f"y_{source}"]).long() if f"y_{source}" in archive else None
+        if self.valid_from_train and split in ("train", "valid"):
+            rows = _held_out(len(x), split, self.valid_from_train, str(path))
+            x, y = x[rows], (y[rows] if y is not None else None)
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
         x = x.contiguous()
         return TensorDataset(x, y) if y is not None else TensorDataset(x)
 
 
-def torchvision_images(name: str) -> Callable[[Path, str], Dataset]:
-    """torchvision's ``MNIST`` / ``CIFAR10`` classes on a user's root folder (no download), as uint8 tensors."""
+def torchvision_images(name: str, valid: tuple[int, int]) -> Callable[[Path, str], Dataset]:
+    """torchvision's ``MNIST`` / ``CIFAR10`` classes on a user's root folder (no download), as uint8 tensors.
+
+    ``valid`` is the range of training images held out as the ``valid`` split (``train`` excludes it).
+    """
 
     def load(root: Path, split: str) -> Dataset:
         import torchvision
 
-        if split not in ("train", "test"):
-            raise DatasetError(f"torchvision {name} has splits ['train', 'test'], not {split!r}")
+        if split not in ("train", "valid", "test"):
+            raise DatasetError(f"torchvision {name} has splits ['train', 'valid', 'test'], not {split!r}")
         try:
-            ds = getattr(torchvision.datasets, name)(str(root), train=split == "train", download=False)
+            ds = getattr(torchvision.datasets, name)(str(root), train=split != "test", download=False)
         except RuntimeError as exc:
             raise DatasetError(f"torchvision {name} not found under {root} ({exc}); download it with "
                                f"torchvision.datasets.{name}({str(root)!r}, download=True)") from None
         x = torch.as_tensor(np.asarray(ds.data))
+        y = torch.as_tensor(np.asarray(ds.targets)).long()
+        if split != "test":
+            rows = _held_out(len(x), split, valid, f"torchvision {name} under {root}")
+            x, y = x[rows], y[rows]
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-        return TensorDataset(x.contiguous(), torch.as_tensor(np.asarray(ds.targets)).long())
+        return TensorDataset(x.contiguous(), y)
 
     return load
 
 
 @dataclass(frozen=True)
 class TextFile:
-    """A plain text file split by position: the first ``train_fraction`` is ``train``, the rest ``valid`` (nanoGPT's split)."""
+    """A plain text file split by position: ``train`` the first 85%, ``valid`` 85-90%, ``test`` the last 10%.
+
+    ``test`` is nanoGPT's validation part (also reachable as ``nanogpt-val``); ``valid`` is a slice
+    of nanoGPT's training part, held out here so that runs choose nothing on the reported split.
+    """
 
     filename: str
-    train_fraction: float = 0.9
+    valid_from: float = 0.85
+    test_from: float = 0.9
 
     def load(self, root: Path, split: str) -> str:
         path = root / self.filename
         if not path.is_file():
             raise DatasetError(f"text file {path} not found; expected a UTF-8 text file")
-        if split not in ("train", "valid"):
-            raise DatasetError(f"a text file has splits ['train', 'valid'] (first {self.train_fraction:.0%} / the rest), not {split!r}")
+        bounds = {"train": (0.0, self.valid_from), "valid": (self.valid_from, self.test_from), "test": (self.test_from, 1.0)}
+        bounds["nanogpt-val"] = bounds["test"]
+        if split not in bounds:
+            raise DatasetError(f"a text file has splits {list(bounds)} (first {self.valid_from:.0%} / to {self.test_from:.0%} / "
+                               f"the rest; nanogpt-val = test), not {split!r}")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{path} is not UTF-8 text: {exc}") from None
-        cut = int(len(text) * self.train_fraction)
-        return text[:cut] if split == "train" else text[cut:]
+        lo, hi = bounds[split]
+        return text[int(len(text) * lo) : int(len(text) * hi)]
 
 
 @dataclass(frozen=True)
@@ -95,13 +152,21 @@ class WavFolder:
     """A folder of WAV/FLAC files whose names carry the speaker and the split, e.g. FSDD's ``{digit}_{speaker}_{take}.wav``.
 
     ``pattern`` is a regular expression with named groups ``speaker`` and ``take``; a file whose
-    take is in ``test_takes`` belongs to ``test``, every other to ``train`` (FSDD: takes 0-4 test).
+    take is in ``test_takes`` (inclusive) belongs to ``test``, one in ``valid_takes`` to ``valid``, every
+    other to ``train`` (FSDD: takes 0-4 test, the official split; 5-9 valid; 10-49 train).
     Files are read with soundfile at their own rate; resampling belongs to the model's audio space.
     """
 
     folder: str
     pattern: str = r"(?P<digit>\d+)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.(wav|flac)"
     test_takes: tuple[int, int] = (0, 4)
+    valid_takes: tuple[int, int] = (5, 9)
+
+    def split_of(self, take: int) -> str:
+        for name, (lo, hi) in (("test", self.test_takes), ("valid", self.valid_takes)):
+            if lo <= take <= hi:
+                return name
+        return "train"
 
     def load(self, root: Path, split: str) -> list[AudioClip]:
         import re
@@ -111,15 +176,14 @@ class WavFolder:
         folder = root / self.folder
         if not folder.is_dir():
             raise DatasetError(f"audio folder {folder} not found; expected WAV/FLAC files named like {self.pattern}")
-        if split not in ("train", "test"):
-            raise DatasetError(f"an audio folder has splits ['train', 'test'], not {split!r}")
+        if split not in ("train", "valid", "test"):
+            raise DatasetError(f"an audio folder has splits ['train', 'valid', 'test'], not {split!r}")
         clips = []
-        lo, hi = self.test_takes
         for path in sorted(folder.iterdir()):
             match = re.fullmatch(self.pattern, path.name)
             if match is None:
                 continue
-            if (lo <= int(match["take"]) <= hi) != (split == "test"):
+            if self.split_of(int(match["take"])) != split:
                 continue
             try:
                 data, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -137,9 +201,12 @@ class JpegImageArchive:
 
     Classes are the sorted folder names; the label tensor holds their index. JPEG is lossy: a model
     scored on these pixels is not comparable with the literature (use exact pixels for reports).
+    ``exclude`` maps a class folder to a range ``[lo, hi)`` of ``train`` file numbers left out of
+    ``train`` (the JPEG copies of images held out for validation); they form the ``valid`` split.
     """
 
     filename: str
+    exclude: dict[str, tuple[int, int]] | None = None
 
     def load(self, root: Path, split: str) -> Dataset:
         import io
@@ -154,7 +221,10 @@ class JpegImageArchive:
         with tarfile.open(path, "r:gz") as archive:
             for member in archive:
                 parts = Path(member.name).parts
-                if not member.isfile() or len(parts) < 3 or parts[-3] != split or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
+                folder = "train" if split == "valid" and self.exclude else split
+                if not member.isfile() or len(parts) < 3 or parts[-3] != folder or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
+                    continue
+                if folder == "train" and self._excluded(parts[-2], parts[-1]) != (split == "valid"):
                     continue
                 data = archive.extractfile(member).read()
                 images.append((parts[-2], parts[-1], np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
@@ -165,6 +235,13 @@ class JpegImageArchive:
         x = torch.from_numpy(np.stack([a for _, _, a in images])).permute(0, 3, 1, 2).contiguous()
         y = torch.tensor([classes.index(c) for c, _, _ in images])
         return TensorDataset(x, y)
+
+    def _excluded(self, folder: str, name: str) -> bool:
+        if not self.exclude or folder not in self.exclude:
+            return False
+        stem = Path(name).stem
+        lo, hi = self.exclude[folder]
+        return stem.isdigit() and lo <= int(stem) < hi
 
 
 @dataclass(frozen=True)
@@ -190,15 +267,16 @@ class VCTKFolder:
         if not audio.is_dir():
             raise DatasetError(f"VCTK not found: {audio} is missing; expected VCTK-Corpus-0.92/wav48_silence_trimmed/pXXX/pXXX_YYY_{self.mic}.flac "
                                "(torchaudio.datasets.VCTK_092 layout)")
-        if split not in ("train", "test"):
-            raise DatasetError(f"vctk has splits ['train', 'test'], not {split!r}")
+        if split not in ("train", "valid", "test"):
+            raise DatasetError(f"vctk has splits ['train', 'valid', 'test'], not {split!r}")
         pattern = re.compile(rf"(?P<speaker>[a-z]+\d+)_(?P<utt>\d+)_{self.mic}\.flac")
         files = []
         for path in sorted(audio.glob(f"*/*_{self.mic}.flac")):
             match = pattern.fullmatch(path.name)
             if match is None or not (text / match["speaker"] / f"{match['speaker']}_{match['utt']}.txt").is_file():
                 continue
-            if (int(match["utt"]) % self.test_every == 0) != (split == "test"):
+            rest = int(match["utt"]) % self.test_every
+            if {0: "test", self.test_every // 2: "valid"}.get(rest, "train") != split:
                 continue
             info = soundfile.info(str(path))
             files.append(AudioFile(path, int(info.samplerate), int(info.frames), match["speaker"]))
@@ -209,11 +287,11 @@ class VCTKFolder:
 
 DATASETS: dict[str, Callable[[Path, str], Any]] = {
     "binarized-mnist": NpzImages("binarized_mnist.npz", ("train", "valid", "test")).load,
-    "mnist": NpzImages("mnist.npz", ("train", "test")).load,
-    "cifar10-subset": NpzImages("cifar10_lossless_subset.npz", ("train", "test")).load,
-    "cifar10-jpeg": JpegImageArchive("cifar10_jpeg.tar.gz").load,
-    "torchvision-mnist": torchvision_images("MNIST"),
-    "torchvision-cifar10": torchvision_images("CIFAR10"),
+    "mnist": NpzImages("mnist.npz", ("train", "valid", "test"), MNIST_VALID).load,
+    "cifar10-subset": NpzImages("cifar10_lossless_subset.npz", ("train", "valid", "test"), CIFAR10_VALID).load,
+    "cifar10-jpeg": JpegImageArchive("cifar10_jpeg.tar.gz", CIFAR10_JPEG_VALID_RANKS).load,
+    "torchvision-mnist": torchvision_images("MNIST", MNIST_VALID),
+    "torchvision-cifar10": torchvision_images("CIFAR10", CIFAR10_VALID),
     "tinyshakespeare": TextFile("tinyshakespeare.txt").load,
     "fsdd": WavFolder("fsdd/recordings").load,
     "vctk": VCTKFolder().load,

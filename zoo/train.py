@@ -2,7 +2,12 @@
 
 A recipe (``hub_configs/<name>/recipe.json``) says everything a run uses. The data order is a
 pure function of ``(seed, step)``, so a run resumed from its last state ends with exactly the
-weights of an uninterrupted one. States are written atomically and on SIGTERM/SIGINT.
+weights of an uninterrupted one. States are written atomically and on SIGTERM/SIGINT; they load on
+any device (``map_location``), so a run saved on a GPU resumes on a CPU and back.
+
+Runs go where the recipe's ``device`` says (``auto``: CUDA when there is one, else the CPU); under
+``torchrun`` each rank takes ``cuda:LOCAL_RANK`` and the process group's backend follows the device
+(``nccl`` for CUDA tensors, ``gloo`` for CPU ones).
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ import copy
 import json
 import math
 import os
+import re
 import signal
 import time
-from contextlib import nullcontext
+import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,11 +30,24 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .datasets import load_dataset
+from .datasets import TEST_SPLITS, load_dataset
 from .errors import ConfigError
 from .registry import build
 
-PRECISIONS = ("bf16", "fp32")
+__all__ = ["PRECISIONS", "SCHEDULES", "Recipe", "backend_for", "batch_indices", "collate", "cpu_has_native_bf16",
+           "distributed_rank_and_size", "evaluate", "load_state", "lr_at", "resolve_device", "train"]
+
+PRECISIONS = ("bf16", "fp16", "fp32")
+SCHEDULES = ("cosine", "exponential", "constant")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass
@@ -38,7 +58,7 @@ class Recipe:
     preset: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     train_split: str = "train"
-    valid_split: str | None = "valid"
+    valid_split: str | None = "valid"  # held-out training data; a test split is refused
     valid_dataset: str | None = None  # None: ``dataset``; e.g. exact pixels while training on a lossy copy
     finetune_dataset: str | None = None  # the last ``finetune_steps`` steps draw from this dataset instead
     finetune_split: str = "train"
@@ -56,7 +76,9 @@ class Recipe:
     # Ramp the EMA decay as min(ema_decay, (1 + step) / (10 + step)), as timm's ModelEmaV3 warmup does:
     # without it the random initial weights keep a share of ema_decay ** steps (13% after 2,000 steps at 0.999).
     ema_warmup: bool = True
-    precision: str = "bf16"  # "bf16" (autocast) | "fp32" for training; evaluation is always fp32
+    # Autocast for training: "bf16" (CPU and CUDA), "fp16" (CUDA only, with a GradScaler) or "fp32"; evaluation is always fp32.
+    precision: str = "bf16"
+    device: str = "auto"  # "auto" (cuda when available, else cpu) | "cpu" | "cuda" | "cuda:N" | "mps"
     compile: bool = False
     seed: int = 0
     eval_every: int = 500
@@ -64,8 +86,47 @@ class Recipe:
     save_every: int = 200
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r}; accepted: {', '.join(PRECISIONS)}")
+        if isinstance(self.betas, list):
+            self.betas = tuple(self.betas)
+        for name in ("name", "family", "dataset", "train_split", "finetune_split"):
+            self._check(name, isinstance(getattr(self, name), str) and getattr(self, name) != "", "a non-empty string")
+        for name in ("preset", "valid_split", "valid_dataset", "finetune_dataset"):
+            self._check(name, getattr(self, name) is None or isinstance(getattr(self, name), str) and getattr(self, name) != "",
+                        "null or a non-empty string")
+        self._check("config", isinstance(self.config, dict), "an object of config fields")
+        for name in ("train_split", "valid_split", "finetune_split"):
+            if getattr(self, name) in TEST_SPLITS:
+                raise ConfigError(f"recipe field {name} is {getattr(self, name)!r}, a test split: a run must neither train on "
+                                  "nor choose anything on test data; validate on a held-out split such as 'valid'")
+        for name, lowest in (("steps", 1), ("batch_size", 1), ("eval_every", 1), ("save_every", 1), ("warmup_steps", 0),
+                             ("finetune_steps", 0), ("seed", 0)):
+            self._check(name, _is_int(getattr(self, name)) and getattr(self, name) >= lowest, f"an integer >= {lowest}")
+        self._check("eval_examples", self.eval_examples is None or _is_int(self.eval_examples) and self.eval_examples >= 1,
+                    "null or an integer >= 1")
+        self._check("lr", _is_real(self.lr) and self.lr > 0, "a number > 0")
+        self._check("min_lr_ratio", _is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "a number in [0, 1]")
+        self._check("weight_decay", _is_real(self.weight_decay) and self.weight_decay >= 0, "a number >= 0")
+        self._check("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+        self._check("betas", isinstance(self.betas, tuple) and len(self.betas) == 2 and all(_is_real(b) and 0 <= b < 1 for b in self.betas),
+                    "two numbers in [0, 1), e.g. [0.9, 0.999]")
+        self._check("grad_clip", self.grad_clip is None or _is_real(self.grad_clip) and self.grad_clip > 0, "null or a number > 0")
+        self._check("ema_decay", self.ema_decay is None or _is_real(self.ema_decay) and 0 < self.ema_decay < 1,
+                    "null or a number in (0, 1), e.g. 0.999")
+        for name in ("ema_warmup", "compile"):
+            self._check(name, isinstance(getattr(self, name), bool), "true or false")
+        self._check("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}")
+        self._check("device", isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
+                    "auto, cpu, cuda, cuda:N or mps")
+        if self.precision == "fp16" and self.device in ("cpu", "mps"):
+            raise ConfigError(f"precision 'fp16' runs on CUDA only (with a GradScaler); on device {self.device!r} use bf16 or fp32")
+        if self.finetune_steps and (not self.finetune_dataset or self.finetune_steps > self.steps):
+            raise ConfigError(f"finetune_steps {self.finetune_steps} needs finetune_dataset and must be in 1..steps ({self.steps})")
+        if self.finetune_dataset and not self.finetune_steps:
+            raise ConfigError(f"finetune_dataset {self.finetune_dataset!r} is set but finetune_steps is 0; give 1..steps or drop it")
+
+    def _check(self, name: str, ok: bool, accepted: str) -> None:
+        if not ok:
+            raise ConfigError(f"recipe field {name} is {getattr(self, name)!r}; accepted: {accepted}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Recipe:
@@ -110,8 +171,6 @@ def lr_at(recipe: Recipe, step: int) -> float:
     progress = min(1.0, (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps))
     if recipe.schedule == "exponential":
         return recipe.lr * recipe.min_lr_ratio**progress
-    if recipe.schedule != "cosine":
-        raise ConfigError(f"unknown schedule {recipe.schedule!r}; accepted: cosine, exponential, constant")
     floor = recipe.lr * recipe.min_lr_ratio
     return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -124,43 +183,124 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor
     return order[position * batch_size : (position + 1) * batch_size]
 
 
-def collate(dataset: Any, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The examples ``idx`` as ``(data, condition-or-None)``: from a TensorDataset, or a dataset with ``batch(idx)``."""
+def collate(dataset: Any, idx: torch.Tensor, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The examples ``idx`` as ``(data, condition-or-None)`` on ``device``: from a TensorDataset, or a dataset with ``batch(idx)``."""
     tensors = dataset.batch(idx) if hasattr(dataset, "batch") else tuple(t[idx] for t in dataset.tensors)
+    if device is not None:
+        non_blocking = torch.device(device).type == "cuda"
+        tensors = tuple(t.to(device, non_blocking=non_blocking) if isinstance(t, torch.Tensor) else t for t in tensors)
     return tensors[0], (tensors[1] if len(tensors) > 1 else None)
+
+
+# ----------------------------------------------------------------- devices and process groups
+def resolve_device(spec: str = "auto") -> torch.device:
+    """The device a run uses: ``auto`` is CUDA when available, else the CPU; under torchrun ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r} was asked for, but torch sees no CUDA device here; use device=cpu or auto")
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was asked for, but torch.backends.mps.is_available() is False")
+    return device
+
+
+def backend_for(device: torch.device | str) -> str:
+    """The collective backend for tensors on ``device``: ``nccl`` for CUDA, ``gloo`` for everything else."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
+def distributed_rank_and_size(device: torch.device | str | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``, joining the process group that ``torchrun`` describes in the environment.
+
+    The group's backend follows ``device`` (default: what :func:`resolve_device` picks), where the
+    tensors it reduces live.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        device = resolve_device() if device is None else torch.device(device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend_for(device))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _all_reduce(tensor: torch.Tensor, op: Any = None) -> torch.Tensor:
+    """All-reduce ``tensor`` on the device the group's backend serves (nccl: the current CUDA device), returned where it was."""
+    where = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    moved = tensor.to(where)
+    dist.all_reduce(moved, op=dist.ReduceOp.SUM if op is None else op)
+    return moved.to(tensor.device)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere oneDNN emulates it, many times slower than fp32."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def _autocast(precision: str, device: torch.device) -> tuple[str, str | None]:
+    """The precision a run really uses on ``device`` and, when it differs from the recipe's, why."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"precision 'fp16' runs on CUDA only (with a GradScaler); on {device} use bf16 or fp32")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"{torch.cuda.get_device_name(device)} has no bf16; use precision=fp16 (with a GradScaler) or fp32")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        reason = ("this CPU has neither AVX512-BF16 nor AMX, so bf16 autocast would be emulated (many times slower "
+                  "than fp32); training in fp32 instead (set precision=fp32 to silence this)")
+        _warn_once("bf16-cpu", reason)
+        return "fp32", reason
+    return precision, None
+
+
+def load_state(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A training state as saved on any device, its tensors mapped onto ``device`` (RNG states stay on the CPU)."""
+    state = torch.load(path, map_location=torch.device(device), weights_only=True)
+    state["rng"] = state["rng"].cpu()
+    if state.get("cuda_rng") is not None:
+        state["cuda_rng"] = state["cuda_rng"].cpu()
+    return state
 
 
 @torch.no_grad()
 def evaluate(model: Any, dataset: Any, *, batch_size: int = 250, limit: int | None = None, progress: bool | None = None) -> dict[str, float]:
-    """Exact NLL over a dataset in fp32: nats per example and bits per dimension.
+    """Exact NLL over a dataset in fp32, on the model's device: nats per example and bits per dimension.
 
     Under ``torchrun`` each rank scores a contiguous shard and the sums are all-reduced, so every
     rank returns the full-dataset numbers.
     """
     model.eval()
-    rank, world = distributed_rank_and_size()
+    device = model.device
+    rank, world = distributed_rank_and_size(device)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     shard = torch.arange(n).tensor_split(world)[rank]
-    sums = torch.zeros(2, dtype=torch.float64)  # nats, dims
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # nats, dims
     show = progress if rank == 0 else False
     for idx in tqdm(shard.split(batch_size), desc="eval", disable=None if show is None else not show, leave=False):
-        nats, dims = model.training_loss(collate(dataset, idx))
-        sums += torch.tensor([float(nats), dims], dtype=torch.float64)
+        nats, dims = model.training_loss(collate(dataset, idx, device))
+        sums[0] += nats.detach().double()
+        sums[1] += dims
     if world > 1:
-        dist.all_reduce(sums)
+        sums = _all_reduce(sums)
     total_nats, total_dims = sums.tolist()
     return {"examples": n, "nll_nats": total_nats / n, "nats_per_dim": total_nats / total_dims,
             "bits_per_dim": total_nats / total_dims / math.log(2)}
-
-
-def distributed_rank_and_size() -> tuple[int, int]:
-    """``(rank, world_size)``, joining the process group that ``torchrun`` describes in the environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
 
 
 class _Loss(nn.Module):
@@ -201,6 +341,20 @@ class _StopRequested:
             signal.signal(s, handler)
 
 
+def _load_sets(recipe: Recipe, model: Any, data_root: str | None) -> tuple[Any, Any, Any]:
+    train_set = model.prepare_dataset(load_dataset(recipe.dataset, recipe.train_split, data_root), train=True)
+    valid_set = finetune_set = None
+    if recipe.valid_split:
+        valid_set = model.prepare_dataset(load_dataset(recipe.valid_dataset or recipe.dataset, recipe.valid_split, data_root), train=False)
+    if recipe.finetune_steps:
+        finetune_set = model.prepare_dataset(load_dataset(recipe.finetune_dataset, recipe.finetune_split, data_root), train=True)
+        if len(finetune_set) < recipe.batch_size:
+            raise ConfigError(f"batch_size {recipe.batch_size} exceeds the {len(finetune_set)} fine-tuning examples")
+    if len(train_set) < recipe.batch_size:
+        raise ConfigError(f"batch_size {recipe.batch_size} exceeds the {len(train_set)} training examples")
+    return train_set, valid_set, finetune_set
+
+
 def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | None = None, resume: bool = False,
           progress: bool | None = None) -> dict[str, Any]:
     """Run ``recipe``, writing ``state.pt``, ``metrics.jsonl`` and checkpoint folders ``best/`` and ``last/`` in ``output``.
@@ -210,48 +364,47 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
     """
     from .checkpoint import save_pretrained
 
-    rank, world = distributed_rank_and_size()
+    device = resolve_device(recipe.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank, world = distributed_rank_and_size(device)
     if recipe.batch_size % world:
         raise ConfigError(f"batch_size {recipe.batch_size} must be divisible by the {world} processes")
+    precision, precision_note = _autocast(recipe.precision, device)
     out = Path(output)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
-    model = recipe.build_model()
-    train_set = model.prepare_dataset(load_dataset(recipe.dataset, recipe.train_split, data_root), train=True)
-    valid_set = None
-    if recipe.valid_split:
-        valid_set = model.prepare_dataset(load_dataset(recipe.valid_dataset or recipe.dataset, recipe.valid_split, data_root), train=False)
-    finetune_set = None
-    if recipe.finetune_steps:
-        if not recipe.finetune_dataset or not 0 < recipe.finetune_steps <= recipe.steps:
-            raise ConfigError("finetune_steps needs finetune_dataset and must be in 1..steps")
-        finetune_set = model.prepare_dataset(load_dataset(recipe.finetune_dataset, recipe.finetune_split, data_root), train=True)
-        if len(finetune_set) < recipe.batch_size:
-            raise ConfigError(f"batch_size {recipe.batch_size} exceeds the {len(finetune_set)} fine-tuning examples")
+    model = recipe.build_model()  # initialised on the CPU from the seed, so every device starts from the same weights
+    train_set, valid_set, finetune_set = _load_sets(recipe, model, data_root)
+    model.to(device)
     finetune_from = recipe.steps - recipe.finetune_steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     ema = copy.deepcopy(model).requires_grad_(False) if recipe.ema_decay else None
     step, best = 0, math.inf
     state_path = out / "state.pt"
     if resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=True)
+        state = load_state(state_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
     n_train = len(train_set)
-    if n_train < recipe.batch_size:
-        raise ConfigError(f"batch_size {recipe.batch_size} exceeds the {n_train} training examples")
 
     loss_module: nn.Module = _Loss(model)
     if world > 1:
-        loss_module = nn.parallel.DistributedDataParallel(loss_module)
+        loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def forward_loss(batch: Any) -> tuple[torch.Tensor, int]:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if recipe.precision == "bf16" else nullcontext()
+        autocast: AbstractContextManager[Any] = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
         with autocast:
             return loss_module(batch)
 
@@ -262,7 +415,10 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
             _atomic_torch_save({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "step": step, "best": best, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "device": str(device),
             }, state_path)
 
     def log(record: dict[str, Any]) -> None:
@@ -272,21 +428,23 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
 
     def export(folder: str, scored: nn.Module, metrics: dict[str, Any]) -> None:
         if rank == 0:
-            save_pretrained(scored, out / folder, recipe=asdict(recipe), metrics=metrics)
+            save_pretrained(scored, out / folder, recipe=asdict(recipe), metrics=metrics, overwrite=True)
 
     if rank == 0:
         (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+    log({"step": step, "device": str(device), "world_size": world, "precision": precision,
+         **({"requested_precision": recipe.precision, "precision_note": precision_note} if precision_note else {})})
     result: dict[str, Any] = {}
     show = progress if rank == 0 else False
     bar = tqdm(total=recipe.steps, initial=step, desc=recipe.name, disable=None if show is None else not show)
-    window: list[float] = []
+    window, window_steps = torch.zeros((), dtype=torch.float64, device=device), 0
     started = time.time()
     with _StopRequested() as stop:
         while step < recipe.steps:
             # Every rank must agree to stop at the same step, or the others would wait forever.
             flag = torch.tensor([float(stop.requested)])
             if world > 1:
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                flag = _all_reduce(flag, dist.ReduceOp.MAX)
             if flag.item():
                 break
             model.train()
@@ -296,26 +454,36 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
                 source, idx = finetune_set, batch_indices(len(finetune_set), recipe.batch_size, recipe.seed, step - finetune_from)
             else:
                 source, idx = train_set, batch_indices(n_train, recipe.batch_size, recipe.seed, step)
-            nats, dims = loss_fn(collate(source, idx[rank::world]))
+            nats, dims = loss_fn(collate(source, idx[rank::world], device))
             loss = nats / dims
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
             if recipe.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             if ema is not None:
                 decay = min(recipe.ema_decay, (1 + step) / (10 + step)) if recipe.ema_warmup else recipe.ema_decay
                 with torch.no_grad():
                     for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                         pe.lerp_(pm, 1 - decay)
             step += 1
-            window.append(float(loss.detach()) / math.log(2))
+            window += loss.detach().double()  # summed on the device: no host sync per step
+            window_steps += 1
             bar.update(1)
             if step % 50 == 0 or step == recipe.steps:
-                bar.set_postfix(bits_per_dim=f"{sum(window) / len(window):.4f}")
-                log({"step": step, "train_bits_per_dim": sum(window) / len(window), "lr": lr_at(recipe, step - 1),
-                     "elapsed_s": round(time.time() - started, 1)})
-                window.clear()
+                mean = float(window) / window_steps / math.log(2)
+                bar.set_postfix(bits_per_dim=f"{mean:.4f}")
+                log({"step": step, "train_bits_per_dim": mean, "lr": lr_at(recipe, step - 1), "elapsed_s": round(time.time() - started, 1)})
+                window.zero_()
+                window_steps = 0
             if valid_set is not None and (step % recipe.eval_every == 0 or step == recipe.steps):
                 scored = ema if ema is not None else model
                 metrics = evaluate(scored, valid_set, limit=recipe.eval_examples, progress=False)
@@ -334,5 +502,5 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
     if valid_set is None:
         export("best", final, {"step": step})
     export("last", final, {"step": step})
-    result.update({"step": step, "finished": step >= recipe.steps, "output": str(out)})
+    result.update({"step": step, "finished": step >= recipe.steps, "output": str(out), "device": str(device), "precision": precision})
     return result

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.text import TextChunks, TextWindows
+from zoo.windows import TextChunks, TextWindows
 from zoo.train import evaluate
 
 FAMILIES = ["char-transformer", "char-lstm"]

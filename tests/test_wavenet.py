@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo.audio import AudioClip, AudioClipSet, AudioSpace, AudioWindows
+from zoo.audio import AudioSpace
+from zoo.windows import AudioClip, AudioClipSet, AudioWindows
 from zoo.cli import main
 from zoo.datasets import load_dataset
 from zoo.train import evaluate

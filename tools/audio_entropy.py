@@ -14,7 +14,7 @@ import json
 import sys
 
 import zoo
-from zoo.audio import AudioCodes
+from zoo.windows import AudioCodes
 from zoo.datasets import load_dataset
 from zoo.registry import data_dir
 from zoo.train import Recipe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,14 +15,13 @@ import torch
 import torchaudio
 import torchaudio.functional as AF
 from PIL import Image
-from torch.utils.data import Dataset
 
 from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
 from .distributions import Distribution
 from .errors import DatasetError, InvalidInputError
+from .windows import AudioClipSet, AudioCodes, AudioWindows, pack_windows
 
-__all__ = ["AUDIO_SUFFIXES", "AudioCache", "AudioClip", "AudioClipSet", "AudioCodes", "AudioFile", "AudioModel", "AudioSpace", "AudioWindows",
-           "pack_windows", "read_audio", "write_audio", "write_spectrogram"]
+__all__ = ["AUDIO_SUFFIXES", "AudioCache", "AudioModel", "AudioSpace", "read_audio", "write_audio", "write_spectrogram"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -146,133 +145,6 @@ def write_audio(path: object, waveform: torch.Tensor, sample_rate: int) -> None:
         raise InvalidInputError(f"{path}: audio is written as {' or '.join(AUDIO_SUFFIXES)}; choose one of those suffixes")
     data = waveform.detach().float().reshape(-1).clamp(-1, 1).cpu().numpy()
     soundfile.write(str(path), data, int(sample_rate), subtype="PCM_16")
-
-
-@dataclass(frozen=True)
-class AudioClip:
-    waveform: torch.Tensor  # float32 [T] in [-1, 1]
-    sample_rate: int
-    speaker: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class AudioFile:
-    """A clip left on disk and read on demand: corpora such as VCTK (44 hours at 48 kHz) do not fit in memory."""
-
-    path: Path
-    sample_rate: int
-    frames: int
-    speaker: str
-
-    def read(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Frames ``[start, stop)`` as a float32 mono waveform (channels averaged)."""
-
-        try:
-            data, _ = soundfile.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as exc:
-            raise DatasetError(f"{self.path} is not a readable audio file: {exc}") from None
-        return torch.from_numpy(data.mean(axis=1))
-
-
-class AudioCodes:
-    """Clips as integer code sequences at a model's rate: clips in memory are encoded once, files read on demand."""
-
-    def __init__(self, clips: list[Any], space: Any) -> None:
-
-        self.space, self.clips, self.codes, self.lengths = space, clips, [], []
-        dtype = torch.uint8 if space.levels <= 256 else torch.int32
-        for clip in clips:
-            if isinstance(clip, AudioFile):
-                self.codes.append(None)
-                self.lengths.append(math.ceil(clip.frames * space.sample_rate / clip.sample_rate))
-            else:
-                codes = space.encode(space.resample(clip.waveform.float().clamp(-1, 1), clip.sample_rate)).to(dtype)
-                self.codes.append(codes)
-                self.lengths.append(len(codes))
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def segment(self, i: int, lo: int, hi: int) -> torch.Tensor:
-        """Codes ``[lo, hi)`` of clip ``i`` (long)."""
-        if self.codes[i] is not None:
-            return self.codes[i][lo:hi].long()
-
-        clip, rate = self.clips[i], self.space.sample_rate
-        # Read whole resampling blocks (rate ratio in lowest terms) plus a margin, so the samples
-        # kept are what resampling the whole file gives, up to the filter's reach past the margin.
-        g = math.gcd(clip.sample_rate, rate)
-        step_in, step_out, margin = clip.sample_rate // g, rate // g, max(1, 256 // (clip.sample_rate // g))
-        first = max(0, lo // step_out - margin)
-        last = min(clip.frames, (-(-hi // step_out) + margin) * step_in)
-        wave = self.space.resample(clip.read(first * step_in, last), clip.sample_rate)
-        return self.space.encode(wave)[lo - first * step_out : hi - first * step_out]
-
-
-def pack_windows(segment: Callable[[int, int, int], torch.Tensor], spans: list[tuple[int, int, int]], context: int, bos: int,
-                 width: int | None = None) -> torch.Tensor:
-    """Training/evaluation rows ``[N, 2, W]``: row 0 the network's inputs, row 1 the scored targets (-1: not scored).
-
-    ``segment(i, lo, hi)`` gives codes ``[lo, hi)`` of clip ``i``; ``spans`` holds ``(clip, a, b)``:
-    targets ``[a, b)`` are scored, with up to ``context`` earlier
-    samples as left context. The input at clip position t is code t-1 (``bos`` at t = 0); a window
-    that reaches the clip start begins with ``bos`` and is exact for every target in it.
-    """
-    starts = [max(0, a - context) for _, a, _ in spans]
-    width = width or max(b - s for (_, _, b), s in zip(spans, starts, strict=True))
-    out = torch.full((len(spans), 2, width), -1, dtype=torch.long)
-    out[:, 0] = 0
-    for row, ((i, a, b), s) in enumerate(zip(spans, starts, strict=True)):
-        c = segment(i, max(0, s - 1), b)
-        inputs = torch.cat([torch.tensor([bos]), c[: b - 1]]) if s == 0 else c[: b - s]
-        out[row, 0, : b - s] = inputs
-        out[row, 1, a - s : b - s] = c[-(b - a) :] if b > a else c[:0]
-    return out
-
-
-class AudioWindows(Dataset):
-    """Random training windows: ``length`` scored samples with up to ``context`` samples of left context.
-
-    There is one example per ``length`` samples of audio, so long clips are drawn proportionally
-    more often; the window's offset inside its clip is drawn from torch's global generator (which
-    the training loop seeds and saves, so resumed runs see the same windows).
-    """
-
-    def __init__(self, codes: AudioCodes, speakers: torch.Tensor | None, length: int, context: int, bos: int) -> None:
-        self.codes, self.speakers, self.length, self.context, self.bos = codes, speakers, length, context, bos
-        counts = torch.tensor([max(1, -(-n // length)) for n in codes.lengths])
-        self.clip_of = torch.repeat_interleave(torch.arange(len(codes)), counts)
-
-    def __len__(self) -> int:
-        return len(self.clip_of)
-
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        clips = self.clip_of[idx]
-        spans = []
-        for i in clips.tolist():
-            n = self.codes.lengths[i]
-            a = int(torch.randint(0, max(1, n - self.length + 1), ()))
-            spans.append((i, a, min(n, a + self.length)))
-        rows = pack_windows(self.codes.segment, spans, self.context, self.bos, width=self.context + self.length)
-        return (rows,) if self.speakers is None else (rows, self.speakers[clips])
-
-
-class AudioClipSet(Dataset):
-    """Whole clips for evaluation: every sample of every clip is scored exactly once, from the clip start."""
-
-    def __init__(self, codes: AudioCodes, speakers: torch.Tensor | None, bos: int) -> None:
-        self.codes, self.speakers, self.bos = codes, speakers, bos
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        spans = [(i, 0, self.codes.lengths[i]) for i in idx.tolist()]
-        rows = pack_windows(self.codes.segment, spans, 0, self.bos)
-        return (rows,) if self.speakers is None else (rows, self.speakers[idx])
-
-
 
 
 class AudioCache(Cache):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from .audio import AudioClip, AudioFile
+from .windows import AudioClip, AudioFile
 from .errors import DatasetError
 
 __all__ = ["DATASETS", "TEST_SPLITS", "CIFAR10_JPEG_VALID_RANKS", "JpegImageArchive", "NpzImages", "TextFile", "VCTKFolder", "WavFolder",

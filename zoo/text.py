@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch.utils.data import Dataset
 
 from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
 from .distributions import Categorical
-from .errors import ConfigError, DatasetError, InvalidInputError
+from .errors import ConfigError, InvalidInputError
+from .windows import TextChunks, TextWindows
 
-__all__ = ["CharSpace", "StepCache", "TextCache", "TextChunks", "TextModel", "TextWindows", "read_text"]
+__all__ = ["CharSpace", "StepCache", "TextCache", "TextModel", "read_text"]
 
 
 @dataclass(frozen=True)
@@ -291,49 +291,6 @@ class TextModel(AutoregressiveModel):
                     new = new[: new.index(stop) + len(stop)]
                 results[i] = prompts[i] + new
         return results
-
-
-class TextWindows(Dataset):
-    """Every window of ``length + 1`` tokens of a token stream (training examples, nanoGPT style).
-
-    Example ``i`` starts at token ``i``; one in ten starts with the begin-of-text token instead of
-    its first character, so the model also learns to start a text, as scoring and sampling do.
-    """
-
-    def __init__(self, ids: torch.Tensor, length: int, *, bos: int | None) -> None:
-        if len(ids) <= length + 1:
-            raise DatasetError(f"the text has {len(ids)} characters, fewer than one training window of {length + 1}")
-        self.ids, self.length, self.bos = ids, length, bos
-
-    def __len__(self) -> int:
-        return len(self.ids) - self.length
-
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
-        rows = self.ids[idx[:, None] + torch.arange(self.length + 1)]
-        if self.bos is not None:
-            rows[idx % 10 == 0, 0] = self.bos
-        return (rows,)
-
-
-class TextChunks(Dataset):
-    """Consecutive non-overlapping chunks of ``length`` tokens, each preceded by begin-of-text where there is one (evaluation).
-
-    A last partial chunk (fewer than ``length`` tokens) is left out so every batch is rectangular.
-    """
-
-    def __init__(self, ids: torch.Tensor, length: int, *, bos: int | None) -> None:
-        if len(ids) < length:
-            raise DatasetError(f"the text has {len(ids)} characters, fewer than one evaluation chunk of {length}")
-        self.ids, self.length, self.bos = ids, length, bos
-
-    def __len__(self) -> int:
-        return len(self.ids) // self.length
-
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor]:
-        rows = self.ids[idx[:, None] * self.length + torch.arange(self.length)]
-        if self.bos is None:
-            return (rows,)
-        return (torch.cat([torch.full((len(idx), 1), self.bos), rows], dim=1),)
 
 
 def read_text(path: str) -> str:

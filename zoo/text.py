@@ -233,18 +233,16 @@ class TextModel(AutoregressiveModel):
         return torch.stack([r[drop:].sum() for r in rows])
 
     def nats_per_char(self, text: str | Sequence[str]) -> torch.Tensor:
-        """Negative log-likelihood per scored character."""
+        """Negative log-likelihood per scored character, ``[N]`` (one row for a single str, like ``log_prob``)."""
         texts = [text] if isinstance(text, str) else list(text)
         chars = torch.tensor([max(1, len(self._scored_text(t))) for t in texts], dtype=torch.float32)
-        out = -self.log_prob(texts) / chars
-        return out[0] if isinstance(text, str) else out
+        return -self.log_prob(texts) / chars
 
     def bits_per_byte(self, text: str | Sequence[str]) -> torch.Tensor:
         """Negative log-likelihood in bits per scored UTF-8 byte: comparable across character and subword models."""
         texts = [text] if isinstance(text, str) else list(text)
         size = torch.tensor([max(1, len(self._scored_text(t).encode("utf-8"))) for t in texts], dtype=torch.float32)
-        out = -self.log_prob(texts) / (size * math.log(2))
-        return out[0] if isinstance(text, str) else out
+        return -self.log_prob(texts) / (size * math.log(2))
 
     @torch.inference_mode()
     def sample(self, n: int, *, max_new_chars: int = 200, condition: Condition = None, temperature: float = 1.0,

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.windows import TextChunks, TextWindows
 from zoo.train import evaluate
+from zoo.windows import TextChunks, TextWindows
 
 FAMILIES = ["char-transformer", "char-lstm"]
 

@@ -18,10 +18,10 @@ from PIL import Image
 
 import zoo
 from zoo.audio import AudioSpace
-from zoo.windows import AudioClip, AudioClipSet, AudioWindows
 from zoo.cli import main
 from zoo.datasets import load_dataset
 from zoo.train import evaluate
+from zoo.windows import AudioClip, AudioClipSet, AudioWindows
 
 MIXTURE = dict(output="logistic-mixture", levels=64, mixtures=3)
 

@@ -14,10 +14,10 @@ import json
 import sys
 
 import zoo
-from zoo.windows import AudioCodes
 from zoo.datasets import load_dataset
 from zoo.registry import data_dir
 from zoo.train import Recipe
+from zoo.windows import AudioCodes
 
 
 def marginal_entropy(model: zoo.AutoregressiveModel, dataset: str, split: str, root: str | None = None) -> dict[str, float | int | str]:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from .windows import AudioClip, AudioFile
 from .errors import DatasetError
+from .windows import AudioClip, AudioFile
 
 __all__ = ["DATASETS", "TEST_SPLITS", "CIFAR10_JPEG_VALID_RANKS", "JpegImageArchive", "NpzImages", "TextFile", "VCTKFolder", "WavFolder",
            "default_data_root", "load_dataset", "torchvision_images"]

@@ -28,11 +28,63 @@ def test_round_trip_is_exact(tiny_binary, tiny_folder):
     assert card.startswith("---\n") and "library_name: zoo" in card
 
 
-def test_save_replaces_an_existing_folder_atomically(tiny_folder):
+def test_save_replaces_an_existing_checkpoint_only_when_asked(tiny_folder):
     other = tiny_pixelcnn(output_hidden=24)
-    other.save_pretrained(tiny_folder)
+    with pytest.raises(zoo.CheckpointError, match="already holds a zoo checkpoint; pass overwrite=True"):
+        other.save_pretrained(tiny_folder)
+    other.save_pretrained(tiny_folder, overwrite=True)
     assert zoo.load(f"local-dir:{tiny_folder}").config.output_hidden == 24
     assert [p.name for p in tiny_folder.parent.iterdir()] == ["tiny"]  # no staging or backup left behind
+
+
+def test_save_never_deletes_what_zoo_did_not_write(tmp_path, tiny_binary, tiny_folder):
+    user = tmp_path / "thesis"
+    (user / "sub").mkdir(parents=True)
+    (user / "thesis.tex").write_text("chapter 1")
+    (user / "sub" / "data.csv").write_text("1,2")
+    for overwrite in (False, True):
+        with pytest.raises(zoo.CheckpointError, match=r"not a zoo checkpoint.*never deletes"):
+            tiny_binary.save_pretrained(user, overwrite=overwrite)
+    assert (user / "thesis.tex").read_text() == "chapter 1" and (user / "sub" / "data.csv").read_text() == "1,2"
+    (tiny_folder / "notes.txt").write_text("mine")  # a checkpoint with a user's file in it
+    with pytest.raises(zoo.CheckpointError, match=r"notes.txt"):
+        tiny_binary.save_pretrained(tiny_folder, overwrite=True)
+    assert (tiny_folder / "notes.txt").read_text() == "mine"
+    afile = tmp_path / "a-file"
+    afile.write_text("keep")
+    with pytest.raises(zoo.CheckpointError, match="exists and is not a folder"):
+        tiny_binary.save_pretrained(afile, overwrite=True)
+    assert afile.read_text() == "keep"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tiny_binary.save_pretrained(empty)  # an empty folder loses nothing
+    assert (empty / "config.json").is_file()
+
+
+def test_saved_files_honour_the_umask(tmp_path, tiny_binary):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = tiny_binary.save_pretrained(tmp_path / "perm")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}
+
+
+def test_stale_staging_of_a_dead_process_is_cleaned(tmp_path, tiny_binary, tiny_folder):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".tiny.zoo-staging-{pid}-abcd"
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    tiny_binary.save_pretrained(tiny_folder, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
 
 
 def test_failed_save_leaves_no_partial_folder(tmp_path, tiny_binary, monkeypatch):
@@ -92,6 +144,60 @@ def test_bad_config(tiny_folder, edit, message):
     path.write_text(json.dumps(config))
     with pytest.raises(zoo.CheckpointError, match=message):
         zoo.load(f"local-dir:{tiny_folder}")
+
+
+def test_non_utf8_config_is_a_checkpoint_error(tiny_folder):
+    (tiny_folder / "config.json").write_bytes(b'{"family": "pixelcnn\xff"}')
+    with pytest.raises(zoo.CheckpointError, match="is not UTF-8 text"):
+        zoo.load(f"local-dir:{tiny_folder}")
+
+
+def test_entry_filename_is_honoured(isolated_registry, tiny_binary, tmp_path):
+    folder = tiny_binary.save_pretrained(tmp_path / "renamed")
+    (folder / "model.safetensors").rename(folder / "weights-v2.safetensors")
+    entry = zoo.Entry("pixelcnn-renamed", "pixelcnn", json.loads((folder / "config.json").read_text())["config"], bundled=True,
+                      filename="weights-v2.safetensors", sha256=sha256_file(folder / "weights-v2.safetensors"))
+    entry.local_dir = folder
+    isolated_registry.add_entry(entry)
+    loaded = zoo.load("pixelcnn-renamed")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), tiny_binary.state_dict().values(), strict=True))
+
+
+BOMB = """
+import json, resource, shutil, sys
+import zoo
+base = sys.argv[1]
+for i, fields in enumerate(json.loads(sys.argv[2])):
+    folder = f"{base}-{i}"
+    shutil.copytree(base, folder)
+    config = json.load(open(folder + "/config.json"))
+    config["config"].update(fields)
+    json.dump(config, open(folder + "/config.json", "w"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        zoo.load("local-dir:" + folder)
+        print(json.dumps(["LOADED"]))
+    except zoo.CheckpointError as exc:
+        print(json.dumps(["REFUSED", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, str(exc)]))
+"""
+
+
+def test_malicious_config_fails_fast_with_bounded_memory(tiny_folder):
+    """Configs far larger than their (4 KB) weights file, wide or deep: refused from the header, never allocated."""
+    import subprocess
+    import sys
+    import time
+
+    assert (tiny_folder / "model.safetensors").stat().st_size < 64_000
+    cases = [{"hidden": 200000, "output_hidden": 200000}, {"n_residual": 1000000}]
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", BOMB, str(tiny_folder), json.dumps(cases)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for line in out.stdout.splitlines():
+        verdict, grown_mb, message = json.loads(line)
+        assert verdict == "REFUSED" and grown_mb < 100, line  # the real networks would take 300 GB / 20 GB
+        assert "does not match" in message or "far more tensors" in message, message
+    assert len(out.stdout.splitlines()) == 2 and time.monotonic() - start < 60
 
 
 def test_corrupt_and_truncated_weights(tiny_folder):

@@ -8,6 +8,8 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
+__all__ = ["default_card", "entry_card"]
+
 METRIC_NAMES = {"nll_nats": "NLL (nats per example)", "bits_per_dim": "bits/dim", "nats_per_char": "nats/char", "bits_per_char": "bits/char"}
 
 

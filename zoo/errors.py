@@ -6,6 +6,16 @@ The subclasses also derive from the builtin they refine, so ``except ValueError`
 
 from __future__ import annotations
 
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "InvalidInputError",
+    "UnknownModelError",
+    "WeightsUnavailableError",
+    "ZooError",
+]
+
 
 class ZooError(Exception):
     """Base class of every error zoo raises on purpose."""

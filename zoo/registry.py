@@ -1,8 +1,14 @@
 """Families (architectures) and entries (pretrained checkpoints), and the names that reach them.
 
-Families register from code with :func:`register_family`. Entries are data: one JSON file per
-family in ``registry/`` plus each entry's ``hub_configs/<name>/config.json``, both shipped in the
-wheel. Third-party distributions add either through the ``zoo.plugins`` entry-point group.
+Families register from code with :func:`register_family`. Entries are data, shipped in the wheel,
+with one source for each fact: ``hub_configs/<name>/`` holds the checkpoint's own files (its
+``config.json`` says the family and config, ``recipe.json`` how it was trained, ``README.md`` the
+card); ``registry/*.json`` holds only what those files cannot say (Hub repo, revision, weights
+file and sha256, metrics, status, names, license). Third-party distributions add either through
+the ``zoo.plugins`` entry-point group.
+
+Listing and describing entries reads the data only: the built-in families' modules (and torch)
+are imported the first time a family itself is needed (``build``, ``load``, ``list_families``).
 """
 
 from __future__ import annotations
@@ -22,17 +28,46 @@ from typing import Any
 
 from .errors import ConfigError, UnknownModelError
 
+__all__ = [
+    "BUILTIN_FAMILIES",
+    "PLUGIN_GROUP",
+    "REGISTRY",
+    "Entry",
+    "Family",
+    "Registry",
+    "ZooDeprecationWarning",
+    "all_entries",
+    "build",
+    "data_dir",
+    "entry_from_data",
+    "list_families",
+    "list_models",
+    "model_info",
+    "read_folder_config",
+    "read_registry_file",
+    "register_entry",
+    "register_family",
+    "resolve_entry",
+    "valid_repo_id",
+]
+
 PLUGIN_GROUP = "zoo.plugins"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9+._-]*$")
-BUILTIN_FAMILY_MODULES = (
-    "zoo.models.pixelcnn",
-    "zoo.models.pixelcnn_pp",
-    "zoo.models.gated_pixelcnn",
-    "zoo.models.pixelrnn",
-    "zoo.models.wavenet",
-    "zoo.models.char_transformer",
-    "zoo.models.char_lstm",
-)
+_PART = r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?"
+REPO_ID_PATTERN = re.compile(rf"{_PART}/{_PART}")
+# Built-in family -> (module that registers it, modality): listing needs the modality, not the module.
+BUILTIN_FAMILIES: dict[str, tuple[str, str]] = {
+    "pixelcnn": ("zoo.models.pixelcnn", "image"),
+    "pixelcnn++": ("zoo.models.pixelcnn_pp", "image"),
+    "gated-pixelcnn": ("zoo.models.gated_pixelcnn", "image"),
+    "pixelrnn": ("zoo.models.pixelrnn", "image"),
+    "wavenet": ("zoo.models.wavenet", "audio"),
+    "char-transformer": ("zoo.models.char_transformer", "text"),
+    "char-lstm": ("zoo.models.char_lstm", "text"),
+}
+BUILTIN_FAMILY_MODULES = tuple(dict.fromkeys(module for module, _ in BUILTIN_FAMILIES.values()))
+# Facts the checkpoint folder states; a registry record repeating them would be a second source.
+FOLDER_FIELDS = ("family", "config", "recipe", "local_dir")
 
 
 class ZooDeprecationWarning(FutureWarning):
@@ -84,6 +119,9 @@ class Entry:
     deprecated_names: list[str] = field(default_factory=list)
     description: str = ""
     local_dir: Path | None = None  # folder in the checkpoint format shipped with the package
+    # ``recipe`` is the path of ``local_dir/recipe.json`` for built-in entries (derived, never stored
+    # in registry/); ``revision`` None means "the repo's main branch": nothing is pinned until a
+    # publish records the commit it made.
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -99,17 +137,25 @@ class Registry:
         self.entries: dict[str, Entry] = {}
         self.aliases: dict[str, str] = {}
         self.deprecated: dict[str, str] = {}
-        self._loaded = False
+        self._loaded = False  # everything: data, plugins and the built-in families' modules
+        self._data_loaded = False  # registry data and plugins (no family module imported)
 
     # ---- loading
     def ensure_loaded(self) -> None:
         if self._loaded:
             return
+        self.ensure_data()
         self._loaded = True
         for module in BUILTIN_FAMILY_MODULES:
             importlib.import_module(module)
+
+    def ensure_data(self) -> None:
+        """Entries from ``registry/`` and plugins: enough to list and describe, without torch."""
+        if self._data_loaded or self._loaded:
+            return
+        self._data_loaded = True
         for path in sorted(data_dir("registry").glob("*.json")):
-            for raw in json.loads(path.read_text())["entries"]:
+            for raw in read_registry_file(path):
                 self.add_entry(entry_from_data(raw))
         for ep in metadata.entry_points(group=PLUGIN_GROUP):
             try:
@@ -117,12 +163,20 @@ class Registry:
             except Exception as exc:  # a broken plugin must never break `import zoo`
                 warnings.warn(f"zoo plugin {ep.name!r} ({ep.value}) failed to load and was skipped: {exc!r}", stacklevel=2)
 
+    def modality(self, family: str) -> str | None:
+        if family in self.families:
+            return self.families[family].modality
+        return BUILTIN_FAMILIES[family][1] if family in BUILTIN_FAMILIES else None
+
     def add_family(self, family: Family) -> None:
         if family.name in self.families and self.families[family.name].cls is not family.cls:
             raise ConfigError(f"family {family.name!r} is already registered by {self.families[family.name].cls.__module__}")
         self.families[family.name] = family
 
     def add_entry(self, entry: Entry) -> None:
+        if entry.hub_repo is not None and not valid_repo_id(entry.hub_repo):
+            raise ConfigError(f"entry {entry.name!r} names Hub repo {entry.hub_repo!r}, which is not a valid repo id "
+                              "(org/name of letters, digits, - _ . ; no '--' or '..'; at most 96 characters)")
         for name in (entry.name, *entry.aliases, *entry.deprecated_names):
             if not NAME_PATTERN.match(name):
                 raise ConfigError(f"invalid model name {name!r}: use lowercase letters, digits and + . _ -")
@@ -140,7 +194,7 @@ class Registry:
         return self.families[name]
 
     def entry(self, name: str) -> Entry:
-        self.ensure_loaded()
+        self.ensure_data()
         if name in self.aliases:
             return self.entries[self.aliases[name]]
         if name in self.deprecated:
@@ -170,25 +224,68 @@ def data_dir(kind: str) -> Path:
     return package / "_data" / kind
 
 
+def read_registry_file(path: Path) -> list[dict[str, Any]]:
+    """The entry records of one ``registry/*.json`` file (``{"entries": [...]}``).
+
+    The old layout's repeated facts (a top-level ``family``, per-entry ``family``/``recipe``) are
+    still read, but only where they agree with ``hub_configs/``; tests/test_registry.py keeps the
+    shipped files free of them.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"registry file {path} is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or set(data) - {"entries", "family"}:
+        raise ConfigError(f"registry file {path} must be an object with one key, 'entries' (a list of records)")
+    records = []
+    for raw in data["entries"]:
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str) and set(raw) & {"family", "recipe"}:
+            raw = dict(raw)
+            family, _ = read_folder_config(data_dir("hub_configs") / raw["name"])
+            if raw.pop("family", family) != family or raw.pop("recipe", None) not in (None, f"hub_configs/{raw['name']}/recipe.json"):
+                raise ConfigError(f"registry entry {raw['name']!r} in {path} disagrees with hub_configs/{raw['name']}/ "
+                                  "(family and recipe are read from there only)")
+        records.append(raw)
+    return records
+
+
+def read_folder_config(folder: Path) -> tuple[str, dict[str, Any]]:
+    """``(family, config)`` of a catalogue folder's ``config.json``, the one place they are written."""
+    path = folder / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"registry entry {folder.name!r} has no {path}; its family and config are read from there") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("family"), str) or not isinstance(raw.get("config"), dict):
+        raise ConfigError(f"{path} must be an object with 'family' (a str) and 'config' (an object)")
+    return raw["family"], raw["config"]
+
+
 def entry_from_data(raw: dict[str, Any]) -> Entry:
-    """An entry from its registry JSON record; its config comes from ``hub_configs/<name>/config.json``."""
-    raw = dict(raw)
-    folder = data_dir("hub_configs") / raw["name"]
-    config_file = folder / "config.json"
-    if "config" not in raw:
-        if not config_file.is_file():
-            raise ConfigError(f"registry entry {raw['name']!r} has no config and {config_file} is missing")
-        checkpoint_config = json.loads(config_file.read_text())
-        raw["config"] = checkpoint_config["config"]
-        raw.setdefault("family", checkpoint_config["family"])
+    """An entry from its registry record plus ``hub_configs/<name>/`` (family, config, recipe)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ConfigError(f"a registry record must be an object with a 'name'; got {raw!r:.80}")
+    repeated = sorted(set(raw) & set(FOLDER_FIELDS))
+    if repeated:
+        raise ConfigError(f"registry entry {raw['name']!r} repeats {repeated}: those are read from hub_configs/{raw['name']}/ only")
     fields = {f.name for f in dataclasses.fields(Entry)}
     unknown = sorted(set(raw) - fields)
     if unknown:
-        raise ConfigError(f"registry entry {raw.get('name')!r} has unknown field(s) {unknown}")
-    entry = Entry(**raw)
-    if folder.is_dir():
-        entry.local_dir = folder
+        raise ConfigError(f"registry entry {raw['name']!r} has unknown field(s) {unknown}; accepted: {sorted(fields - set(FOLDER_FIELDS))}")
+    folder = data_dir("hub_configs") / raw["name"]
+    family, config = read_folder_config(folder)
+    recipe = folder / "recipe.json"
+    entry = Entry(**raw, family=family, config=config, recipe=str(recipe) if recipe.is_file() else None)
+    entry.local_dir = folder
     return entry
+
+
+def valid_repo_id(repo_id: Any) -> bool:
+    """Whether ``repo_id`` is ``org/name`` as the Hub accepts it (huggingface_hub's rules, checked without importing it)."""
+    return (isinstance(repo_id, str) and len(repo_id) <= 96 and REPO_ID_PATTERN.fullmatch(repo_id) is not None
+            and "--" not in repo_id and ".." not in repo_id)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -232,24 +329,30 @@ def list_models(
 
     ``pretrained=True`` keeps entries whose weights are published; ``False`` those that are not.
     """
-    REGISTRY.ensure_loaded()
+    REGISTRY.ensure_data()
 
     def keep(e: Entry) -> Iterator[bool]:
         yield fnmatch.fnmatchcase(e.name, pattern) or any(fnmatch.fnmatchcase(a, pattern) for a in e.aliases)
         yield family is None or e.family == family
-        yield modality is None or REGISTRY.families[e.family].modality == modality
+        yield modality is None or REGISTRY.modality(e.family) == modality
         yield pretrained is None or (e.status == "available") == pretrained
 
     return sorted(e.name for e in REGISTRY.entries.values() if all(keep(e)))
 
 
-def model_info(name: str) -> dict[str, Any]:
-    """The entry of ``name`` (or an alias) with its family, modality and metadata, as a plain dict."""
+def model_info(name: str, *, derived: bool = True) -> dict[str, Any]:
+    """The entry of ``name`` (or an alias) with its family, modality and metadata, as a plain dict.
+
+    ``derived=True`` adds what the family computes from the config (e.g. WaveNet's receptive
+    field), which imports the family's module; ``False`` reads the catalogue data only.
+    """
     entry = REGISTRY.entry(name)
     info = entry.to_dict()
-    family = REGISTRY.families[entry.family]
-    info["modality"] = family.modality
-    info.update(getattr(family.cls, "info_from_config", lambda config: {})(entry.config))  # e.g. WaveNet's receptive field
+    info["modality"] = REGISTRY.modality(entry.family)
+    if derived:
+        family = REGISTRY.family(entry.family)
+        info["modality"] = family.modality
+        info.update(getattr(family.cls, "info_from_config", lambda config: {})(entry.config))
     return info
 
 
@@ -260,5 +363,5 @@ def resolve_entry(name: str) -> Entry:
 
 def all_entries() -> list[Entry]:
     """Every registered entry (built-in, registry data and plugins)."""
-    REGISTRY.ensure_loaded()
+    REGISTRY.ensure_data()
     return list(REGISTRY.entries.values())

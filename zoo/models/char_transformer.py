@@ -53,20 +53,33 @@ class SelfAttention(nn.Module):
         self.dropout = c.dropout
         self.resid_dropout = nn.Dropout(c.dropout)
 
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """``cache``: write this call's keys and values at positions ``[past, past + t)`` and attend over ``[0, past + t)``."""
         n, t, width = x.shape
         q, k, v = (z.view(n, t, self.n_head, width // self.n_head).transpose(1, 2) for z in self.qkv(x).split(width, dim=2))
+        past = 0
         if cache is not None:
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        past = k.shape[2] - t
+            past = cache.length
+            cache.keys[layer][:, :, past : past + t] = k
+            cache.values[layer][:, :, past : past + t] = v
+            k, v = cache.keys[layer][:, :, : past + t], cache.values[layer][:, :, : past + t]
         if past == 0 or t == 1:  # whole window from scratch (causal), or one new token that may see everything
             y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0 and t > 1,
                                                dropout_p=self.dropout if self.training else 0.0)
         else:  # several new tokens after a cached prefix
-            mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
+            mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        y = y.transpose(1, 2).reshape(n, t, width)
-        return self.resid_dropout(self.proj(y)), (k, v)
+        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(n, t, width)))
+
+
+class KVCache:
+    """Keys and values of every layer, preallocated for the whole context: a step writes its slot, nothing is concatenated."""
+
+    def __init__(self, c: CharTransformerConfig, n: int, device: torch.device, dtype: torch.dtype) -> None:
+        shape = (n, c.n_head, c.context, c.n_embd // c.n_head)
+        self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(c.n_layer)]
+        self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(c.n_layer)]
+        self.length = 0
 
 
 class Block(nn.Module):
@@ -78,10 +91,9 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias), nn.GELU(),
                                  nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias), nn.Dropout(c.dropout))
 
-    def forward(self, x: torch.Tensor, cache=None):
-        a, cache = self.attn(self.ln1(x), cache)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), cache
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
 
 
 @register_family(
@@ -115,21 +127,22 @@ class CharTransformer(TextModel):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def _run(self, ids: torch.Tensor, cache: list | None) -> tuple[torch.Tensor, list]:
-        past = 0 if cache is None else cache[0][0].shape[2]
+    def _run(self, ids: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        past = 0 if cache is None else cache.length
         if past + ids.shape[1] > self.config.context:
             raise InvalidInputError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.context}")
         pos = torch.arange(past, past + ids.shape[1], device=ids.device)
         x = self.drop(self.wte(ids) + self.wpe(pos))
-        new_cache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, None if cache is None else cache[i])
-            new_cache.append(kv)
-        x = self.ln_f(x)
-        return x @ self.wte.weight[: self.vocab_size].T, new_cache  # tied output embedding; BOS is never predicted
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.length += ids.shape[1]
+        return self.ln_f(x) @ self.wte.weight[: self.vocab_size].T  # tied output embedding; BOS is never predicted
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._run(ids, None)[0]
+        return self._run(ids, None)
 
-    def step(self, ids: torch.Tensor, cache: list | None) -> tuple[torch.Tensor, list]:
-        return self._run(ids, cache)
+    def step(self, ids: torch.Tensor, cache: KVCache | None) -> tuple[torch.Tensor, KVCache]:
+        if cache is None:
+            cache = KVCache(self.config, ids.shape[0], ids.device, self.wte.weight.dtype)
+        return self._run(ids, cache), cache

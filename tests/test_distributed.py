@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -56,3 +57,34 @@ def test_two_processes_train_like_one_and_evaluate_alike(tmp_path, toy_npz):
     whole = evaluate(model, zoo.datasets.load_dataset(f"npz:{toy_npz}", "valid"), progress=False)
     assert sharded["examples"] == whole["examples"] == 50
     assert sharded["nll_nats"] == pytest.approx(whole["nll_nats"], rel=1e-6)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_single_process_nodes_with_a_c10d_rendezvous_train_like_one(tmp_path, toy_npz):
+    """Multi-node as two one-process "nodes" on loopback: torchrun --nnodes=2 --rdzv-backend=c10d --rdzv-endpoint=127.0.0.1:PORT."""
+    recipe = dict(name="toy", family="pixelcnn", preset="tiny", dataset=f"npz:{toy_npz}", batch_size=16, steps=4, lr=3e-3,
+                  warmup_steps=1, eval_every=2, save_every=2, precision="fp32", seed=2, device="cpu")
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    endpoint = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = []
+    for host in ("true", "false"):  # the first node hosts the rendezvous store, the second joins it
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d",
+               f"--rdzv-endpoint={endpoint}", "--rdzv-id=zoo-test", f"--rdzv-conf=is_host={host}", "--local-addr=127.0.0.1",
+               "--max-restarts=0", "-m", "zoo", "train", "--recipe", str(tmp_path / "recipe.json"), "--output", str(tmp_path / "nodes")]
+        nodes.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    train(Recipe.from_dict(recipe), tmp_path / "single", progress=False)
+    two = zoo.load(f"local-dir:{tmp_path / 'nodes' / 'last'}").state_dict()
+    one = zoo.load(f"local-dir:{tmp_path / 'single' / 'last'}").state_dict()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
+    start = json.loads((tmp_path / "nodes" / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["world_size"] == 2 and start["device"] == "cpu"

@@ -250,7 +250,8 @@ def test_wavenet_vctk_is_unpublished():
 
 
 def make_vctk(root, utterances=(1, 2, 10, 20), rate=48000):
-    """A tiny folder in VCTK 0.92's layout (train 1, 2; valid 10; test 20): two speakers, plus p315 without transcripts (skipped, as by torchaudio)."""
+    """A tiny folder in VCTK 0.92's layout (train 1, 2; valid 10; test 20): two speakers, plus p315 without transcripts
+    (skipped, as by torchaudio)."""
     base = root / "VCTK-Corpus-0.92"
     for i, speaker in enumerate(["p225", "p226", "p315"]):
         (base / "wav48_silence_trimmed" / speaker).mkdir(parents=True)

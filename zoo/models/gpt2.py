@@ -142,6 +142,13 @@ class GPT2(TextModel):
     """GPT-2 over a byte-level BPE space (:class:`zoo.bpe.BPESpace`); built without one it reads ASCII (:meth:`BPESpace.ascii`)."""
 
     extra_files = TOKENIZER_FILES  # files a checkpoint folder holds besides config.json and model.safetensors (any that exist)
+    transformers_model_type = MODEL_TYPE  # config.json files with this model_type (and no zoo_format) load through ...
+
+    @classmethod
+    def from_transformers_folder(cls, folder: str | Path, *, filename: str = WEIGHTS_NAME, sha256: str | None = None,
+                                 remedy: str = REFETCH) -> GPT2:
+        """... this: see :func:`from_transformers_folder`."""
+        return from_transformers_folder(folder, filename=filename, sha256=sha256, remedy=remedy)
 
     def __init__(self, config: GPT2Config, *, space: BPESpace | None = None) -> None:
         c = config
@@ -234,7 +241,8 @@ def state_dict_from_transformers(tensors: dict[str, torch.Tensor]) -> dict[str, 
     return out
 
 
-def from_transformers_folder(folder: str | Path, *, sha256: str | None = None, remedy: str = REFETCH) -> GPT2:
+def from_transformers_folder(folder: str | Path, *, filename: str = WEIGHTS_NAME, sha256: str | None = None,
+                             remedy: str = REFETCH) -> GPT2:
     """A GPT-2 checkpoint folder in transformers' format as a zoo model (eval mode), its weights verified first when ``sha256`` is given."""
     folder = Path(folder)
     try:
@@ -242,11 +250,11 @@ def from_transformers_folder(folder: str | Path, *, sha256: str | None = None, r
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"cannot read {folder / CONFIG_NAME}: {exc}") from None
     config = config_from_transformers(raw, where=str(folder / CONFIG_NAME))
-    weights = folder / WEIGHTS_NAME
+    weights = folder / filename
     if not weights.is_file():
         pickles = sorted(p.name for p in folder.glob("*.bin"))
         hint = f"; it has only pickle weights {pickles}, which zoo never loads" if pickles else ""
-        raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}{hint}")
+        raise CheckpointError(f"{folder} has no {filename}{hint}")
     if sha256 is not None and (actual := sha256_file(weights)) != sha256:
         raise CheckpointError(f"sha256 mismatch for {weights}: expected {sha256}, got {actual}; the file is corrupt or altered ({remedy})")
     try:

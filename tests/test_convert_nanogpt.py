@@ -65,5 +65,39 @@ def test_converted_model_computes_nanogpts_logits(tmp_path):
     import zoo
 
     loaded = zoo.load(f"local-dir:{tmp_path / 'converted'}")
-    assert loaded.config.context == 8 and loaded.config.bias is True
+    assert loaded.config.context == 8 and loaded.config.bias is True and loaded.config.bos is False
     torch.testing.assert_close(loaded(idx), model(idx))
+
+
+VOCAB = "abc \n"
+
+
+def window_start(j: int, context: int, slide: int) -> int:
+    """The documented window rule: the prediction at input position j sees tokens [start(j), j]."""
+    return 0 if j < context else ((j - context) // slide + 1) * slide
+
+
+def nanogpt_per_char(state, text: str, slide: int) -> torch.Tensor:
+    """log p(text[t] | window) from nanoGPT's forward; the first character is context only (NaN)."""
+    idx = torch.tensor([[VOCAB.index(c) for c in text]])
+    out = torch.full((len(text),), float("nan"))
+    for j in range(len(text) - 1):  # input position j predicts character j + 1
+        start = window_start(j, ARGS["block_size"], slide)
+        logits = nanogpt_forward(state, idx[:, start : j + 1])[0, -1]
+        out[j + 1] = logits.log_softmax(-1)[idx[0, j + 1]]
+    return out
+
+
+def test_converted_model_scores_like_nanogpt_from_the_first_character():
+    state = nanogpt_state(False)
+    model = convert_nanogpt.convert({"model_args": ARGS, "model": state}, VOCAB)
+    assert model.space.bos is None
+    g = torch.Generator().manual_seed(1)
+    texts = ["".join(VOCAB[i] for i in torch.randint(0, 5, (n,), generator=g)) for n in (1, 2, 5, 8, 9, 23)]
+    lp = model.log_prob(texts, per_dim=True)
+    for row, text in zip(lp, texts, strict=True):
+        torch.testing.assert_close(row[: len(text)], nanogpt_per_char(state, text, model.slide), rtol=1e-5, atol=1e-5, equal_nan=True)
+        assert torch.isnan(row[0])
+    totals = model.log_prob(texts)
+    torch.testing.assert_close(totals, lp.nan_to_num().sum(1), rtol=1e-5, atol=1e-5)
+    assert totals[0] == 0  # one character: nothing is modelled

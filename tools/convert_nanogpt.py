@@ -6,8 +6,9 @@ nanoGPT's char models index the sorted set of characters of their training text 
 ``prepare.py``), so the vocabulary is rebuilt from that text; no pickle (meta.pkl) is read.
 The checkpoint itself is the maintainer's own local file, read with ``weights_only=True``.
 
-nanoGPT has no begin-of-text token: the converted model gets a zero BOS embedding, so the
-probability of a text's first character is not calibrated; every later character's is exact.
+nanoGPT has no begin-of-text token, so the converted config says ``bos: false``: a text is scored
+from its first character, which is context only (not modelled: NaN in ``log_prob(per_dim=True)``),
+and every later character gets exactly nanoGPT's probability. Sampling needs a prompt.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ BLOCK_RENAMES = {
 
 
 def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """nanoGPT parameter names (optionally ``_orig_mod.``-prefixed by torch.compile) to ours, BOS row added."""
+    """nanoGPT parameter names (optionally ``_orig_mod.``-prefixed by torch.compile) to ours."""
     out = {}
     for key, value in state.items():
         key = key.removeprefix("_orig_mod.")
@@ -50,7 +51,6 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         if inner not in BLOCK_RENAMES:
             raise KeyError(f"unexpected nanoGPT parameter {key!r}")
         out[f"blocks.{parts[2]}.{BLOCK_RENAMES[inner]}.{parts[-1]}"] = value
-    out["wte.weight"] = torch.cat([out["wte.weight"], torch.zeros(1, out["wte.weight"].shape[1])])
     return out
 
 
@@ -59,7 +59,7 @@ def convert(checkpoint: dict[str, Any], vocab: str) -> Any:
     if args["vocab_size"] != len(vocab):
         raise ValueError(f"the checkpoint has a vocabulary of {args['vocab_size']} characters, the text gives {len(vocab)}")
     model = zoo.build("char-transformer", vocab=vocab, context=args["block_size"], n_layer=args["n_layer"], n_head=args["n_head"],
-                      n_embd=args["n_embd"], dropout=0.0, bias=args["bias"])
+                      n_embd=args["n_embd"], dropout=0.0, bias=args["bias"], bos=False)
     model.load_state_dict(convert_state_dict(checkpoint["model"]))
     return model.eval()
 

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from .contract import native_bf16
 from .datasets import TEST_SPLITS, load_dataset
 from .errors import ConfigError
 from .registry import build
@@ -221,14 +222,14 @@ def distributed_rank_and_size(device: torch.device | str | None = None) -> tuple
     The group's backend follows ``device`` (default: what :func:`resolve_device` picks), where the
     tensors it reduces live.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    if dist.is_available() and dist.is_initialized():  # a group joined already (by torchrun's first call, or by the caller)
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return 0, 1
-    if not dist.is_initialized():
-        device = resolve_device() if device is None else torch.device(device)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend_for(device))
+    device = resolve_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend_for(device))
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -251,8 +252,7 @@ def _warn_once(key: str, message: str) -> None:
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere oneDNN emulates it, many times slower than fp32."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return native_bf16()
 
 
 def _autocast(precision: str, device: torch.device) -> tuple[str, str | None]:
@@ -296,7 +296,7 @@ def evaluate(model: Any, dataset: Any, *, batch_size: int = 250, limit: int | No
         nats, dims = model.training_loss(collate(dataset, idx, device))
         sums[0] += nats.detach().double()
         sums[1] += dims
-    if world > 1:
+    if dist.is_available() and dist.is_initialized():
         sums = _all_reduce(sums)
     total_nats, total_dims = sums.tolist()
     return {"examples": n, "nll_nats": total_nats / n, "nats_per_dim": total_nats / total_dims,
@@ -398,8 +398,9 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
             torch.cuda.set_rng_state(state["cuda_rng"], device)
     n_train = len(train_set)
 
+    distributed = dist.is_available() and dist.is_initialized()  # also a group of one, as benchmarks/gpu_check.py makes
     loss_module: nn.Module = _Loss(model)
-    if world > 1:
+    if distributed:
         loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
@@ -443,7 +444,7 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
         while step < recipe.steps:
             # Every rank must agree to stop at the same step, or the others would wait forever.
             flag = torch.tensor([float(stop.requested)])
-            if world > 1:
+            if distributed:
                 flag = _all_reduce(flag, dist.ReduceOp.MAX)
             if flag.item():
                 break

@@ -39,3 +39,14 @@ def test_a_broken_family_fails_the_suite():
         conformance.check_causal_by_gradient(model)
     with pytest.raises(AssertionError):
         conformance.check_causal_by_perturbation(model)
+
+
+def test_the_readme_plugin_example_passes_the_suite(isolated_registry):
+    """README's family example, run as written, passes every conformance check."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "my_package/zoo_plugin.py" in block)
+    exec(compile(example, "README.md", "exec"), {})
+    conformance.check_family("my-family", "tiny")

@@ -89,7 +89,8 @@ def test_altered_cached_weights_are_detected(offline, cache, entry):
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
-    expected = rf"sha256 mismatch for .*model.safetensors: expected {entry.sha256}, got [0-9a-f]{{64}}.*zoo cache rm {entry.name}"
+    expected = (rf"sha256 mismatch for model.safetensors of {REPO}@{COMMIT} in the cache .*: expected {entry.sha256}, "
+                rf"got [0-9a-f]{{64}}.*cannot be fetched again offline.*zoo cache rm {entry.name}")
     with pytest.raises(zoo.CheckpointError, match=expected):
         zoo.load(entry.name, cache_dir=cache)
     assert main(["cache", "verify", "--cache-dir", str(cache)]) == 1
@@ -132,5 +133,6 @@ def test_repo_without_config_json(monkeypatch):
         raise EntryNotFoundError(f"404: {filename} not found in {repo_id}")
 
     monkeypatch.setattr(zoo.hub, "hf_hub_download", absent)
+    monkeypatch.setattr(zoo.hub, "get_hf_file_metadata", lambda url, **kwargs: absent("someone/not-zoo", url.rsplit("/", 1)[-1]))
     with pytest.raises(zoo.CheckpointError, match="'someone/not-zoo' has no config.json, so it is not a zoo checkpoint"):
         zoo.load("hf-hub:someone/not-zoo")

@@ -112,17 +112,52 @@ def test_concurrent_first_loads_share_one_clean_cache(served, tmp_path):
     assert leftovers == []
 
 
-def test_altered_cache_is_detected_and_force_download_repairs_it(served, tmp_path):
+def _blob(cache, name):
+    (link,) = [p for p in cache.rglob(name) if "snapshots" in p.parts]
+    return link.resolve()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_cache_is_fetched_again_online_and_refused_offline(served, tmp_path, damage):
+    """Registry entries and plain hf-hub: loads alike: every cached file is checked against the Hub's hash."""
     server, folders, shas = served
-    spec = {"cache": str(tmp_path / "cache"), "load": ["pixelcnn-served"], "entry": entry_spec(folders[0], shas[0])}
-    assert "digest" in run_client(server, tmp_path, spec)["pixelcnn-served"]
-    (blob,) = [p for p in (tmp_path / "cache").rglob("model.safetensors")]
-    target = blob.resolve()
-    target.write_bytes(target.read_bytes()[:-100])  # truncated
-    broken = run_client(server, tmp_path, spec)["pixelcnn-served"]
-    assert broken["error"].startswith("CheckpointError: sha256 mismatch") and "zoo cache rm pixelcnn-served" in broken["error"]
-    repaired = run_client(server, tmp_path, {**spec, "options": {"force_download": True}})["pixelcnn-served"]
-    assert repaired["digest"] == digest_of(folders[0])
+    entry = {"cache": str(tmp_path / "cache"), "load": ["pixelcnn-served"], "entry": entry_spec(folders[0], shas[0])}
+    plain = {"cache": str(tmp_path / "cache"), "load": [f"hf-hub:{REPO}@{shas[0]}"]}
+    for spec in (entry, plain):
+        assert run_client(server, tmp_path, spec)[spec["load"][0]]["digest"] == digest_of(folders[0])
+    for spec in (entry, plain):
+        for name in ("model.safetensors", "config.json"):
+            blob = _blob(tmp_path / "cache", name)
+            data = bytearray(blob.read_bytes())
+            if damage == "truncate":
+                del data[-10:]
+            else:
+                data[len(data) // 2] ^= 0x01  # same length, one bit
+            blob.write_bytes(bytes(data))
+        assert run_client(server, tmp_path, spec)[spec["load"][0]]["digest"] == digest_of(folders[0])  # re-downloaded once
+        assert _blob(tmp_path / "cache", "model.safetensors").read_bytes() == (folders[0] / "model.safetensors").read_bytes()
+    assert {len(_blob(tmp_path / "cache", n).name) for n in ("model.safetensors", "config.json")} <= {40, 64}  # etags: hashes
+    blob = _blob(tmp_path / "cache", "model.safetensors")
+    blob.write_bytes(blob.read_bytes()[:-1] + b"!")
+    offline = run_client(server, tmp_path, {**plain, "options": {"local_files_only": True}})[plain["load"][0]]
+    assert offline["error"].startswith("CheckpointError: sha256 mismatch for model.safetensors of " + REPO), offline
+    assert "cannot be fetched again offline" in offline["error"]
+
+
+def test_unreachable_endpoint_is_not_called_offline(tmp_path):
+    """Nothing listens on the endpoint: one line that names it, at once, no page of retry warnings."""
+    import os
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "home"))
+    script = "import zoo\ntry:\n    zoo.load('hf-hub:org/repo')\nexcept zoo.ZooError as exc:\n    print(f'{type(exc).__name__}: {exc}')"
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("WeightsUnavailableError: the Hugging Face endpoint http://127.0.0.1:9 is unreachable"), out.stdout
+    assert "HF_HUB_OFFLINE=1" not in out.stdout.split(";")[0] and "Retrying" not in out.stderr, out.stderr
+    assert time.monotonic() - start < 15
 
 
 def test_unknown_repo_and_revision(served, tmp_path):

@@ -9,7 +9,6 @@ not prove the real Hub's authentication, Xet storage or server-side validation.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
@@ -40,7 +39,10 @@ def test_dry_run_validates_and_returns_the_registry_fields(tiny_binary, tiny_fol
     assert result["revision"] is None and result["hub_repo"] == "me/tiny" and result["filename"] == "model.safetensors"
     assert result["sha256"] == sha256_file(tiny_folder / "model.safetensors")
     from_model = publish(tiny_binary, "me/tiny", dry_run=True)  # written to a temporary folder, then validated
-    assert len(from_model["sha256"]) == 64 and not Path(from_model["folder"]).exists()
+    assert len(from_model["sha256"]) == 64 and from_model["folder"] is None  # its temporary folder is gone: not returned
+    assert result["folder"] == str(tiny_folder)
+    with pytest.raises(zoo.InvalidInputError, match="'me/bad repo' is not a valid Hub repo id"):
+        publish(tiny_folder, "me/bad repo", dry_run=True)
 
 
 def test_broken_folders_are_never_uploaded(tiny_folder, hub):

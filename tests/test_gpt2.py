@@ -7,6 +7,7 @@ that folder and must score and generate exactly as transformers does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -233,9 +234,13 @@ def test_save_pretrained_keeps_the_tokenizer(zmodel, tmp_path):
 CLIENT = """
 import json, sys, zoo, zoo.models.gpt2
 spec = json.loads(sys.argv[1])
-model = zoo.load(spec["name"], cache_dir=spec["cache"])
-print(json.dumps({"per_dim": model.log_prob(spec["texts"], per_dim=True).nan_to_num(-1.0).tolist(),
-                  "completion": model.complete(spec["texts"][0], max_new_chars=8, top_k=1)}))
+zoo.register_entry(zoo.Entry(**spec["entry"]))
+out = {}
+for name in spec["names"]:
+    model = zoo.load(name, cache_dir=spec["cache"])
+    out[name] = {"per_dim": model.log_prob(spec["texts"], per_dim=True).nan_to_num(-1.0).tolist(),
+                 "completion": model.complete(spec["texts"][0], max_new_chars=8, top_k=1)}
+print(json.dumps(out))
 """
 
 
@@ -248,15 +253,18 @@ def test_served_hub_repo_loads_through_hf_hub(hf_folder, zmodel, tmp_path):
     sha = commit_folder(tmp_path / "olah" / "mirrors", "zoo-test/tiny-gpt2", folder, "transformers' save_pretrained")
     server = OlahServer(tmp_path / "olah").start()
     try:
-        spec = {"name": f"hf-hub:zoo-test/tiny-gpt2@{sha}", "cache": str(tmp_path / "cache"), "texts": TEXTS}
+        entry = {"name": "tiny-gpt2-served", "family": "gpt2", "config": dataclasses.asdict(zmodel.config), "hub_repo": "zoo-test/tiny-gpt2",
+                 "revision": sha, "sha256": zoo.checkpoint.sha256_file(folder / "model.safetensors")}
+        spec = {"names": [f"hf-hub:zoo-test/tiny-gpt2@{sha}", "tiny-gpt2-served"], "cache": str(tmp_path / "cache"), "texts": TEXTS,
+                "entry": entry}
         proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CLIENT), json.dumps(spec)], env=server.client_env(tmp_path / "hf"),
                               capture_output=True, text=True, timeout=300)
     finally:
         server.stop()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
-    torch.testing.assert_close(torch.tensor(out["per_dim"]), zmodel.log_prob(TEXTS, per_dim=True).nan_to_num(-1.0), rtol=0, atol=0)
-    assert out["completion"] == zmodel.complete(TEXTS[0], max_new_chars=8, top_k=1)
+    for result in json.loads(proc.stdout).values():  # through hf-hub: and through a registry entry pinned to the commit
+        torch.testing.assert_close(torch.tensor(result["per_dim"]), zmodel.log_prob(TEXTS, per_dim=True).nan_to_num(-1.0), rtol=0, atol=0)
+        assert result["completion"] == zmodel.complete(TEXTS[0], max_new_chars=8, top_k=1)
 
 
 def test_tiny_gpt2_passes_the_conformance_suite():

@@ -251,3 +251,15 @@ def test_bf16_without_native_support_falls_back_to_fp32_and_says_so(toy_dataset,
     assert start["precision"] == "fp32" and start["requested_precision"] == "bf16" and "emulated" in start["precision_note"]
     monkeypatch.setattr(zoo.train, "cpu_has_native_bf16", lambda: True)
     assert train(recipe(steps=1, precision="bf16", device="cpu", valid_split=None), tmp_path / "bf16", progress=False)["precision"] == "bf16"
+
+
+def test_gpu_check_says_so_in_one_line_without_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines() == ["gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check"]

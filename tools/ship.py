@@ -6,7 +6,9 @@ Measures the entry's metric on its dataset split in fp32 with the same code as `
 the weights and config into hub_configs/NAME/, records sha256, parameter count and the measured
 metrics in registry/<family>.json (with the split's first-500 "check" value the tests re-score),
 renders a seeded sample grid, and writes the model card from the entry plus tools/cards/NAME.md
-(the hand-written prose: data, limits).
+(the hand-written prose: data, limits). The card says what chose the shipped weights (the step of
+``best/`` on the held-out validation split, or ``last/``'s final step); a run whose recipe trained or
+validated on a test split is refused (zoo.train.Recipe), and so is ``--split`` naming a non-test split.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import torch
 import zoo
 from zoo.cards import entry_card
 from zoo.checkpoint import load_folder, sha256_file
-from zoo.datasets import load_dataset
+from zoo.datasets import TEST_SPLITS, load_dataset
 from zoo.image import write_grid
 from zoo.registry import data_dir, entry_from_data
-from zoo.train import evaluate
+from zoo.train import Recipe, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_EXAMPLES = 500
@@ -66,6 +68,20 @@ def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed
             f"`zoo sample {name}{speaker_arg} --seconds 1 --seed {seed} -o sample.wav --spectrogram spectrogram.png`"]
 
 
+def selection_note(run_folder: Path, recipe: Recipe) -> str:
+    """One paragraph: what chose these weights, from the run's recipe and the folder's metrics.json."""
+    exported = json.loads((run_folder / "metrics.json").read_text()) if (run_folder / "metrics.json").is_file() else {}
+    step = exported.get("step")
+    valid = f"`{recipe.valid_dataset or recipe.dataset}` `{recipe.valid_split}`"
+    subset = f"the first {recipe.eval_examples:,} examples of " if recipe.eval_examples else ""
+    if run_folder.name == "best" and recipe.valid_split:
+        return (f"**What chose these weights:** the run's `best/`, the step ({step:,}) with the lowest NLL on {subset}{valid}, "
+                f"held out of training (evaluated every {recipe.eval_every:,} steps); the test split played no part.")
+    watched = f"; {subset}{valid} was only watched" if recipe.valid_split else ""
+    return (f"**What chose these weights:** nothing: they are the recipe's final step ({step:,}){watched}; "
+            "the test split played no part.")
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("name")
@@ -84,6 +100,9 @@ def main() -> int:
         if exported != planned:
             sys.exit(f"{args.run_folder} holds step {exported}, not the recipe's final step {planned}: "
                      "the run is still going or was stopped; resume it (zoo train NAME --output RUN) first")
+    recipe_used = Recipe.load(args.run_folder / "recipe.json")  # refuses a run that trained or validated on a test split
+    if args.split not in TEST_SPLITS:
+        sys.exit(f"--split {args.split!r}: a card reports a test split ({', '.join(sorted(TEST_SPLITS))}), never one a run chose on")
     model = load_folder(args.run_folder)
     registry_file = ROOT / "registry" / f"{model.family}.json"
     catalogue = json.loads(registry_file.read_text())
@@ -150,7 +169,8 @@ def main() -> int:
     else:
         table = [f"Measured in fp32 on the {result['examples']:,} images of the `{args.split}` split of `{entry.dataset}`:", "",
                  "| NLL (nats/image) | bits/dim |", "|---|---|", f"| {result['nll_nats']:.2f} | {result['bits_per_dim']:.4f} |"]
-    results = ["## Results", "", *table, "", f"Command: `zoo eval {args.name} --split {args.split}`", "", "## Samples", "",
+    results = ["## Results", "", *table, "", f"Command: `zoo eval {args.name} --split {args.split}`", "",
+               selection_note(args.run_folder, recipe_used), "", "## Samples", "",
                *sample_md, "", notes]
     (target / "README.md").write_text(entry_card(entry, modality=model.modality, recipe=recipe, sections=results))
     # The shipped entry loads and verifies, read from the catalogue on disk by a fresh process.

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 from .image import ImageCache, ImageModel
 
@@ -139,6 +140,12 @@ class DependencyCache(ImageCache):
     def params_at(self, t: int) -> torch.Tensor:
         row, col, _ = self.position(t)
         return self.acts[OUTPUT][:, :, row, col]
+
+    def generate(self, *args: Any, **kwargs: Any) -> None:
+        # Modules called inside point ops (PixelCNN++'s weight-normalised 1x1s) would recompute their weights at every
+        # call: cache parametrised weights for the whole run.
+        with parametrize.cached():
+            super().generate(*args, **kwargs)
 
     def update(self, t: int, value: torch.Tensor) -> None:
         super().update(t, value)

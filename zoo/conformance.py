@@ -27,7 +27,8 @@ from .registry import build
 from .text import TextModel
 
 __all__ = ["CHECKS", "check_bf16_close", "check_causal_by_gradient", "check_causal_by_perturbation", "check_complete_keeps_known",
-           "check_conditionals_normalised", "check_family", "check_fast_equals_naive", "check_joint_normalised", "check_refuses_bad_input",
+           "check_conditionals_normalised", "check_family", "check_fast_equals_naive", "check_joint_normalised", "check_leaves_no_process_state",
+           "check_refuses_bad_input",
            "check_round_trip", "example", "randomized", "variants"]
 
 
@@ -267,8 +268,22 @@ def randomized_copy(model: AutoregressiveModel) -> AutoregressiveModel:
     return copy
 
 
+def check_leaves_no_process_state(model: AutoregressiveModel) -> None:
+    """After scoring and sampling return, the thread count and the oneDNN switch are what they were (CPU tricks stay inside calls)."""
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(2)
+    try:
+        _sample(model, 2, False)
+        model.log_prob(example(model, 2), condition=_condition(model, 2))
+        assert torch.get_num_threads() == 2, f"{model.family}: a call left the thread count at {torch.get_num_threads()}"
+        assert torch.backends.mkldnn.enabled == mkldnn, f"{model.family}: a call changed torch.backends.mkldnn.enabled"
+    finally:
+        torch.set_num_threads(threads)
+
+
 CHECKS = (check_causal_by_perturbation, check_causal_by_gradient, check_conditionals_normalised, check_joint_normalised,
-          check_fast_equals_naive, check_complete_keeps_known, check_round_trip, check_refuses_bad_input, check_bf16_close)
+          check_fast_equals_naive, check_complete_keeps_known, check_round_trip, check_refuses_bad_input, check_bf16_close,
+          check_leaves_no_process_state)
 
 
 def check_family(family: str, preset: str = "tiny", **overrides: Any) -> None:

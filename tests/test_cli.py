@@ -62,7 +62,7 @@ def test_list_and_info(capsys):
         (["score", "MODEL", "--input", "BIG"], "is 5x4; this model takes 4x4"),
         (["score", "MODEL", "--input", "GREY"], "binary images.*--binarize"),
         (["score", "MODEL", "--input", "x.txt"], "not an image file"),
-        (["sample", "MODEL", "-n", "0", "-o", "x.png"], "-n must be >= 1"),
+        (["sample", "MODEL", "-n", "0", "-o", "x.png"], "argument -n: must be >= 1, got 0"),
         (["complete", "MODEL", "--input", "GOOD", "--rows", "9", "-o", "x.png"], "rows must be an int in 0..4"),
     ],
 )
@@ -112,7 +112,7 @@ def test_text_commands(tmp_path, text_model_arg, capsys):
         (["complete", "MODEL", "--max-new-chars", "3"], "pass --prompt TEXT"),
         (["complete", "MODEL", "--prompt", "xyz"], "outside this model's vocabulary: 'xyz'"),
         (["score", "MODEL"], "pass --text STRING or --input FILES"),
-        (["sample", "MODEL", "--top-p", "2"], "top_p must be in"),
+        (["sample", "MODEL", "--top-p", "2"], "top_p must be"),
     ],
 )
 def test_text_errors(text_model_arg, argv, message, capsys):

@@ -35,9 +35,10 @@ import zoo.datasets
 from zoo import conformance
 from zoo.audio import AudioModel
 from zoo.image import ImageModel
+from zoo.recipe import Recipe
 from zoo.registry import data_dir
 from zoo.text import TextModel
-from zoo.train import Recipe, backend_for, train
+from zoo.train import backend_for, train
 from zoo.windows import AudioClip
 
 SYNTHETIC = "gpu-check-synthetic"

@@ -11,8 +11,8 @@ import torch
 
 import zoo
 from zoo.datasets import load_dataset
+from zoo.recipe import Recipe
 from zoo.registry import data_dir
-from zoo.train import Recipe
 
 NAMES = zoo.list_models()
 

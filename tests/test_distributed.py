@@ -14,7 +14,8 @@ import torch
 
 import zoo
 import zoo.datasets
-from zoo.train import Recipe, evaluate, train
+from zoo.recipe import Recipe
+from zoo.train import evaluate, train
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import torch
 import zoo
 import zoo.datasets
 import zoo.train
-from zoo.train import Recipe, backend_for, lr_at, resolve_device, train
+from zoo.recipe import Recipe, lr_at
+from zoo.train import backend_for, resolve_device, train
 
 TOY = {"path": None}
 

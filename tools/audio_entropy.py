@@ -15,8 +15,8 @@ import sys
 
 import zoo
 from zoo.datasets import load_dataset
+from zoo.recipe import Recipe
 from zoo.registry import data_dir
-from zoo.train import Recipe
 from zoo.windows import AudioCodes
 
 

@@ -8,7 +8,7 @@ metrics in registry/<family>.json (with the split's first-500 "check" value the 
 renders a seeded sample grid, and writes the model card from the entry plus tools/cards/NAME.md
 (the hand-written prose: data, limits). The card says what chose the shipped weights (the step of
 ``best/`` on the held-out validation split, or ``last/``'s final step); a run whose recipe trained or
-validated on a test split is refused (zoo.train.Recipe), and so is ``--split`` naming a non-test split.
+validated on a test split is refused (zoo.recipe.Recipe), and so is ``--split`` naming a non-test split.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from zoo.cards import entry_card
 from zoo.checkpoint import load_folder, sha256_file
 from zoo.datasets import TEST_SPLITS, load_dataset
 from zoo.image import write_grid
+from zoo.recipe import Recipe
 from zoo.registry import data_dir, entry_from_data
-from zoo.train import Recipe, evaluate
+from zoo.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_EXAMPLES = 500

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .audio import AUDIO_SUFFIXES, read_audio, write_audio, write_spectrogram
 from .datasets import load_dataset
-from .errors import ConfigError, InvalidInputError
+from .errors import ConfigError, InvalidInputError, UnknownModelError
 from .hub import cached_entries, load, parse_device, publish, remove_cached
 from .image import IMAGE_SUFFIXES, read_images, write_grid
 from .registry import data_dir, model_info, resolve_entry
@@ -56,9 +56,10 @@ def _check_suffix(path: str | None, modality: str, what: str = "-o") -> None:
 
 
 def _modality_of(name: str) -> str | None:
-    if name.startswith(("local-dir:", "hf-hub:")):
-        return None
-    return model_info(name, derived=False)["modality"]
+    try:
+        return None if name.startswith(("local-dir:", "hf-hub:")) else model_info(name, derived=False)["modality"]
+    except UnknownModelError:
+        return None  # zoo.load says what the name looks like (a path, a repo id)
 
 
 def _prepare(args: argparse.Namespace) -> Any:

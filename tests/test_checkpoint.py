@@ -233,3 +233,77 @@ def test_load_moves_to_device_and_dtype(tiny_folder):
     assert model.dtype == torch.bfloat16
     x = (torch.rand(2, 1, 4, 4) > 0.5).to(torch.uint8)
     assert model.log_prob(x).dtype == torch.float32
+
+
+SAVER = """
+import os, signal, sys
+import torch
+import zoo
+import zoo.checkpoint as ck
+target, mode = sys.argv[1], sys.argv[2]
+models = [zoo.load("local-dir:" + sys.argv[3]), zoo.load("local-dir:" + sys.argv[4])]
+if mode == "after-exchange":  # killed after the swap, before the old copy is deleted
+    real = ck._exchange
+    ck._exchange = lambda a, b: (real(a, b), os.kill(os.getpid(), signal.SIGKILL))
+elif mode == "between-renames":  # the fallback without an atomic exchange: killed between its two renames
+    ck._exchange = lambda a, b: False
+    real_rename = os.rename
+    def rename(a, b):
+        real_rename(a, b)
+        if str(a) == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+    ck.os.rename = rename
+print("ready", flush=True)
+i = 0
+while True:
+    models[i % 2].save_pretrained(target, overwrite=True)
+    i += 1
+"""
+
+
+def _weights(folder):
+    return load_file(folder / "model.safetensors")
+
+
+def test_killed_saves_never_leave_the_name_without_a_checkpoint(tmp_path, tiny_folder):
+    """SIGKILL at random points of a save loop, after the exchange and between the fallback's renames:
+    the name always holds one whole checkpoint (old or new), and the next save tidies what was left."""
+    import random
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    other = tmp_path / "other"
+    tiny_pixelcnn(output_hidden=24).save_pretrained(other)
+    target = tmp_path / "target"
+    shutil.copytree(tiny_folder, target)
+    versions = [_weights(tiny_folder), _weights(other)]
+    rng = random.Random(0)
+
+    def run(mode, delay):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(target), mode, str(tiny_folder), str(other)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        if mode == "random":
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+
+    for _ in range(8):
+        run("random", rng.uniform(0.0, 0.4))
+        got = _weights(target)  # loads whole: never missing, never half written
+        assert any(set(got) == set(v) and all(torch.equal(got[n], v[n]) for n in v) for v in versions)
+        zoo.load(f"local-dir:{target}")
+    run("after-exchange", 0)
+    zoo.load(f"local-dir:{target}")
+    assert any(p.name.startswith(".target.zoo-staging-") for p in tmp_path.iterdir())  # the old copy, left by the kill
+    tiny_pixelcnn().save_pretrained(target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "target", "tiny"]
+    run("between-renames", 0)
+    assert not target.exists()  # the fallback's one-rename window, which the atomic exchange closes
+    tiny_pixelcnn().save_pretrained(target, overwrite=True)  # the next save puts the old one back first, then replaces it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "target", "tiny"]
+    zoo.load(f"local-dir:{target}")

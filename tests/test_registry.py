@@ -126,3 +126,41 @@ def test_plugins_from_installed_distributions(tmp_path):
     assert "toy-pixelcnn" in result["families"] and "pixelcnn" in result["families"]
     assert result["family"] == "toy-pixelcnn"
     assert any("zoo-broken-plugin" in w and "plugin bug" in w and "skipped" in w for w in result["warnings"])
+
+
+def test_registry_data_agrees_with_hub_configs():
+    """One source per fact: family/config/recipe/card live in hub_configs/<name>/, the rest in registry/*.json."""
+    from huggingface_hub.utils import validate_repo_id
+
+    from zoo.checkpoint import read_checkpoint_config, sha256_file
+    from zoo.registry import FOLDER_FIELDS, data_dir, entry_from_data
+
+    names = set()
+    for path in sorted(data_dir("registry").glob("*.json")):
+        data = json.loads(path.read_text())
+        assert set(data) == {"entries"}, f"{path.name}: only 'entries' (the family is in each hub_configs config.json)"
+        for raw in data["entries"]:
+            assert not set(raw) & set(FOLDER_FIELDS), f"{raw['name']} repeats {set(raw) & set(FOLDER_FIELDS)}"
+            entry = entry_from_data(raw)
+            folder = data_dir("hub_configs") / entry.name
+            family, config = read_checkpoint_config(folder / "config.json")
+            assert (entry.family, entry.config) == (family, config)
+            assert path.stem == family, f"{entry.name} is filed in {path.name}, its config says {family}"
+            if entry.hub_repo is not None:
+                validate_repo_id(entry.hub_repo)
+            if entry.bundled:
+                assert sha256_file(folder / entry.filename) == entry.sha256, f"{entry.name}: bundled weights differ from sha256"
+                assert (folder / "README.md").is_file()
+            if entry.status == "available" and not entry.bundled:
+                assert entry.hub_repo, f"{entry.name} is available but neither bundled nor on the Hub"
+            assert entry.recipe == (str(folder / "recipe.json") if (folder / "recipe.json").is_file() else None)
+            names.add(entry.name)
+    assert names == {p.name for p in data_dir("hub_configs").iterdir() if p.is_dir()}
+    assert zoo.model_info("pixelcnn-pp-cifar10")["name"] == "pixelcnn++-cifar10"
+
+
+def test_listing_and_info_need_no_torch():
+    script = ("import sys, zoo.cli; zoo.cli.main(['list']); zoo.cli.main(['info', 'wavenet-fsdd']); zoo.cli.main(['--help'])\n"
+              "print(sorted(m for m in ('torch', 'huggingface_hub', 'zoo.models.wavenet') if m in sys.modules), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr

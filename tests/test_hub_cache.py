@@ -136,3 +136,19 @@ def test_repo_without_config_json(monkeypatch):
     monkeypatch.setattr(zoo.hub, "get_hf_file_metadata", lambda url, **kwargs: absent("someone/not-zoo", url.rsplit("/", 1)[-1]))
     with pytest.raises(zoo.CheckpointError, match="'someone/not-zoo' has no config.json, so it is not a zoo checkpoint"):
         zoo.load("hf-hub:someone/not-zoo")
+
+
+def test_cache_verify_covers_hf_hub_repos(tmp_path, tiny_folder, capsys):
+    """A repo loaded with hf-hub: (no registry entry) is listed and re-hashed against its blob names."""
+    hub = tmp_path / "hub"
+    snapshot = seed_cache(hub, "someone/plain", COMMIT, {n: (tiny_folder / n).read_bytes() for n in ("config.json", "model.safetensors")})
+    seed_cache(hub, "someone/not-zoo", COMMIT, {"config.json": b'{"architectures": ["Bert"]}'})
+    assert main(["cache", "verify", "--cache-dir", str(hub)]) == 0
+    out = capsys.readouterr().out
+    assert "hf-hub:someone/plain" in out and " ok " in out and "not-zoo" not in out
+    blob = (snapshot / "config.json").resolve()
+    blob.write_bytes(blob.read_bytes().replace(b"pixelcnn", b"pixelcnX"))
+    assert main(["cache", "verify", "--cache-dir", str(hub)]) == 1
+    assert "MISMATCH config.json" in capsys.readouterr().out
+    assert main(["cache", "rm", "hf-hub:someone/plain", "--cache-dir", str(hub)]) == 0
+    assert zoo.hub.cached_entries(hub) == []

@@ -44,6 +44,7 @@ __all__ = [
     "config_dict",
     "load_folder",
     "load_weights",
+    "pid_alive",
     "read_checkpoint_config",
     "read_header",
     "save_pretrained",
@@ -295,7 +296,8 @@ def _make_staging(target: Path) -> Path:
             continue
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a leftover of a dead process may be tidied)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -311,7 +313,7 @@ def _clean_stale(target: Path) -> None:
     prefix = f".{target.name}{STAGING_TAG}"
     for path in sorted(target.parent.glob(f"{_glob_escape(prefix)}*")):
         pid = path.name[len(prefix):].partition("-")[0]
-        if not pid.isdigit() or _pid_alive(int(pid)) or not path.is_dir() or path.is_symlink():
+        if not pid.isdigit() or pid_alive(int(pid)) or not path.is_dir() or path.is_symlink():
             continue
         if path.name.endswith("-old") and not target.exists() and not target.is_symlink():
             os.rename(path, target)

@@ -33,7 +33,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, read_checkpoint_config, save_pretrained, sha256_file
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, pid_alive, read_checkpoint_config, save_pretrained, sha256_file
 from .errors import CheckpointError, InvalidInputError, UnknownModelError, WeightsUnavailableError
 from .registry import Entry, all_entries, build, resolve_entry, valid_repo_id
 
@@ -71,14 +71,13 @@ def parse_device(device: Any) -> torch.device | None:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
         raise InvalidInputError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {device!r} asked for, but CUDA is not available here; use device='cpu'")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InvalidInputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InvalidInputError(f"device {device!r} asked for, but MPS is not available here; use device='cpu'")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise InvalidInputError(f"device {device!r} is not supported; use 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}[dev.type]
+    if not available:
+        raise InvalidInputError(f"device {device!r} asked for, but {dev.type.upper()} is not available here; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InvalidInputError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -134,19 +133,15 @@ def _offline(options: dict[str, Any]) -> bool:
 
 
 def _unreachable(repo_id: str, filename: str, revision: str | None, exc: BaseException, endpoint: str | None) -> WeightsUnavailableError:
-    where = endpoint or constants.ENDPOINT
     return WeightsUnavailableError(
-        f"the Hugging Face endpoint {where} is unreachable ({type(exc).__name__}: {str(exc)[:160]}), and {filename} of "
-        f"{repo_id}@{revision or 'main'} is not cached; check the network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only"
-    )
+        f"the Hugging Face endpoint {endpoint or constants.ENDPOINT} is unreachable ({type(exc).__name__}: {str(exc)[:160]}), and "
+        f"{filename} of {repo_id}@{revision or 'main'} is not cached; check the network or HF_ENDPOINT or set HF_HUB_OFFLINE=1 to use the cache only")
 
 
 def _hub_errors(repo_id: str, filename: str, revision: str | None, exc: BaseException) -> Exception:
     if isinstance(exc, LocalEntryNotFoundError):
-        return WeightsUnavailableError(
-            f"{filename} of {repo_id}@{revision or 'main'} is not in the local Hugging Face cache and downloading is "
-            f"disabled (HF_HUB_OFFLINE=1 or local_files_only=True); run once online or unset HF_HUB_OFFLINE"
-        )
+        return WeightsUnavailableError(f"{filename} of {repo_id}@{revision or 'main'} is not in the local Hugging Face cache and downloading "
+                                       "is disabled (HF_HUB_OFFLINE=1 or local_files_only=True); run once online or unset HF_HUB_OFFLINE")
     if isinstance(exc, GatedRepoError):
         return WeightsUnavailableError(f"Hub repo {repo_id!r} is gated: accept its terms on the Hub and pass token=")
     if isinstance(exc, RepositoryNotFoundError):
@@ -319,26 +314,12 @@ def _clean_stale_publish_dirs() -> None:
     """Temporary folders of publishes whose process was killed (a finished publish removes its own)."""
     for path in Path(tempfile.gettempdir()).glob(f"{PUBLISH_TMP}*"):
         pid = path.name[len(PUBLISH_TMP):].partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and path.is_dir() and not path.is_symlink():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                shutil.rmtree(path, ignore_errors=True)
-            except PermissionError:
-                pass
+        if pid.isdigit() and int(pid) != os.getpid() and path.is_dir() and not path.is_symlink() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def publish(
-    model_or_dir: Any,
-    repo_id: str,
-    *,
-    revision: str | None = None,
-    private: bool = False,
-    token: str | None = None,
-    commit_message: str | None = None,
-    dry_run: bool = False,
-    endpoint: str | None = None,
-) -> dict[str, Any]:
+def publish(model_or_dir: Any, repo_id: str, *, revision: str | None = None, private: bool = False, token: str | None = None,
+            commit_message: str | None = None, dry_run: bool = False, endpoint: str | None = None) -> dict[str, Any]:
     """Upload a model (or a checkpoint folder) to the Hub as a zoo checkpoint repo.
 
     The repo id is checked and the folder loaded back and scored on a small batch before anything
@@ -388,11 +369,7 @@ def validate_checkpoint(folder: Path) -> None:
 
 # --------------------------------------------------------------------------- cache
 def _is_zoo_snapshot(snapshot: Path) -> bool:
-    try:
-        read_checkpoint_config(snapshot / CONFIG_NAME)
-        return True
-    except CheckpointError:
-        return False
+    return (snapshot / CONFIG_NAME).is_file() and '"zoo_format"' in (snapshot / CONFIG_NAME).read_text(errors="replace")
 
 
 def cached_entries(cache_dir: str | Path | None = None) -> list[dict[str, Any]]:

@@ -213,17 +213,14 @@ def test_registry_entries_download_on_first_use_and_fail_clearly_offline(tmp_pat
     assert zoo.load("distilgpt2", pretrained=False).num_parameters() == 81_912_576
 
 
-NEEDS_HOOK = "needs the transformers-format hook in zoo/checkpoint.py load_folder (see zoo.models.gpt2.from_transformers_folder)"
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_HOOK)
 def test_transformers_folder_loads_through_local_dir(hf_folder, zmodel):
     folder, _, _ = hf_folder
     loaded = zoo.load(f"local-dir:{folder}")
     torch.testing.assert_close(loaded.log_prob(TEXTS, per_dim=True), zmodel.log_prob(TEXTS, per_dim=True), rtol=0, atol=0, equal_nan=True)
 
 
-@pytest.mark.xfail(strict=True, reason="needs save_pretrained to call model.save_extra and load_folder model.load_extra (zoo/checkpoint.py)")
 def test_save_pretrained_keeps_the_tokenizer(zmodel, tmp_path):
     zmodel.save_pretrained(tmp_path / "zoo-format")
     loaded = zoo.load(f"local-dir:{tmp_path / 'zoo-format'}")
@@ -244,7 +241,6 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_HOOK + " and the tokenizer files fetched in zoo/hub.py load_hub_repo")
 def test_served_hub_repo_loads_through_hf_hub(hf_folder, zmodel, tmp_path):
     pytest.importorskip("olah")
     from .olah_server import OlahServer, commit_folder

@@ -34,7 +34,7 @@ from torch.nn.modules import module as _module
 
 from .cards import default_card
 from .errors import CheckpointError, ConfigError, UnknownModelError
-from .registry import build
+from .registry import build, family_class, list_families
 
 __all__ = [
     "CONFIG_NAME",
@@ -54,7 +54,7 @@ __all__ = [
 ZOO_FORMAT = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-ZOO_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME, "README.md", "recipe.json", "metrics.json"})
+ZOO_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME, "README.md", "recipe.json", "metrics.json", "tokenizer.json"})
 REFETCH = "delete the file and fetch it again"
 FLOAT_CODES = {"F16", "BF16", "F32", "F64"}
 DTYPE_CODES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64", torch.int64: "I64",
@@ -180,6 +180,11 @@ def load_folder(folder: Path, *, filename: str = WEIGHTS_NAME, sha256: str | Non
                 remedy: str = REFETCH) -> Any:
     """Build and load the checkpoint in ``folder``: its config is checked against the weights' header on
     the meta device first, and memory is allocated only for a network that the weights fit."""
+    foreign = transformers_family(folder / CONFIG_NAME)
+    if foreign is not None:  # a transformers-format folder: its family reads it
+        if expected_family is not None and foreign.family != expected_family:
+            raise CheckpointError(f"{folder / CONFIG_NAME} is a {foreign.family!r} checkpoint, but the registry entry is {expected_family!r}")
+        return foreign.from_transformers_folder(folder, filename=filename, sha256=sha256, remedy=remedy).eval()
     family, config = read_checkpoint_config(folder / CONFIG_NAME)
     if expected_family is not None and family != expected_family:
         raise CheckpointError(f"{folder / CONFIG_NAME} says family {family!r}, but the registry entry is {expected_family!r}")
@@ -195,7 +200,23 @@ def load_folder(folder: Path, *, filename: str = WEIGHTS_NAME, sha256: str | Non
     del skeleton
     model = _build(family, config, folder / CONFIG_NAME)
     load_weights(model, weights, family=family, remedy=remedy)
+    model.load_extra(folder)  # files a family keeps next to its weights (GPT-2's tokenizer.json)
     return model.eval()
+
+
+def transformers_family(path: Path) -> Any:
+    """The family class that reads this config.json in transformers' format (``model_type``, no ``zoo_format``), else None."""
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict) or "zoo_format" in raw or "model_type" not in raw:
+        return None
+    for name in list_families():
+        cls = family_class(name)
+        if cls.transformers_model_type == raw["model_type"]:
+            return cls
+    raise CheckpointError(f"{path} is a transformers config of model_type {raw['model_type']!r}, which no zoo family reads")
 
 
 # --------------------------------------------------------------------------- writing
@@ -231,6 +252,7 @@ def save_pretrained(model: Any, directory: str | os.PathLike[str], *, recipe: di
         (staging / CONFIG_NAME).write_text(json.dumps(config_dict(model), indent=2) + "\n")
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt", "family": model.family})
+        model.save_extra(staging)  # e.g. GPT-2's tokenizer.json
         if recipe is not None:
             (staging / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
         if metrics is not None:

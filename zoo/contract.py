@@ -154,6 +154,8 @@ class AutoregressiveModel(nn.Module, ABC):
 
     family: ClassVar[str] = ""
     modality: ClassVar[str] = ""
+    extra_files: ClassVar[tuple[str, ...]] = ()  # files a checkpoint keeps besides config and weights (GPT-2: its tokenizer)
+    transformers_model_type: ClassVar[str | None] = None  # a transformers config.json ``model_type`` this family reads
 
     def __init__(self, config: Any, *, distribution: Distribution, labels: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -245,6 +247,12 @@ class AutoregressiveModel(nn.Module, ABC):
     def bits_per_dim(self, x: Any, *, condition: Condition = None) -> torch.Tensor:
         """Negative log-likelihood in bits per dimension, ``[N]``."""
         return -self.log_prob(x, condition=condition) / (self.dims(x) * math.log(2))
+
+    def save_extra(self, folder: Path) -> None:
+        """Write the files named in ``extra_files`` into a checkpoint folder being saved (none by default)."""
+
+    def load_extra(self, folder: Path) -> None:
+        """Read the files named in ``extra_files`` from a checkpoint folder just loaded (none by default)."""
 
     def save_pretrained(self, directory: str | PathLike[str], **kwargs: Any) -> Any:
         """Write this model in the checkpoint format (config.json, model.safetensors, README.md)."""

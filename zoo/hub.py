@@ -33,9 +33,18 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, pid_alive, read_checkpoint_config, save_pretrained, sha256_file
+from .checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_folder,
+    pid_alive,
+    read_checkpoint_config,
+    save_pretrained,
+    sha256_file,
+    transformers_family,
+)
 from .errors import CheckpointError, InvalidInputError, UnknownModelError, WeightsUnavailableError
-from .registry import Entry, all_entries, build, resolve_entry, valid_repo_id
+from .registry import Entry, all_entries, build, family_class, resolve_entry, valid_repo_id
 
 __all__ = ["HUB_PREFIX", "LOCAL_PREFIX", "cached_entries", "download_entry", "load", "load_hub_repo", "parse_device",
            "parse_dtype", "parse_hub_spec", "publish", "remove_cached", "verify_cached_file"]
@@ -211,7 +220,18 @@ def download_entry(entry: Entry, *, revision: str | None = None, **options: Any)
     rev = revision or entry.revision
     remedy = f", or clear it with `zoo cache rm {entry.name}`"
     _download(entry.hub_repo, CONFIG_NAME, rev, remedy=remedy, **options)
+    _download_extra_files(entry.hub_repo, rev, family_class(entry.family), remedy=remedy, **options)
     return _download(entry.hub_repo, entry.filename, rev, remedy=remedy, **options).parent
+
+
+def _download_extra_files(repo_id: str, revision: str | None, cls: Any, **options: Any) -> None:
+    """The files a family keeps next to its weights (GPT-2: tokenizer.json, vocab.json, merges.txt); absent ones are skipped."""
+    for name in cls.extra_files if cls is not None else ():
+        try:
+            _download(repo_id, name, revision, **options)
+        except CheckpointError as exc:
+            if "has no file" not in str(exc):
+                raise
 
 
 def load_hub_repo(spec: str, **options: Any) -> Any:
@@ -224,7 +244,12 @@ def load_hub_repo(spec: str, **options: Any) -> Any:
         if "has no file" not in str(exc):
             raise
         raise CheckpointError(f"Hub repo {repo_id!r} has no config.json, so it is not a zoo checkpoint") from None
-    read_checkpoint_config(folder / CONFIG_NAME)  # parse-validated before the weights are fetched
+    cls = transformers_family(folder / CONFIG_NAME)
+    if cls is None:
+        family, _ = read_checkpoint_config(folder / CONFIG_NAME)  # parse-validated before the weights are fetched
+        with contextlib.suppress(UnknownModelError):  # load_folder says so, naming the file
+            cls = family_class(family)
+    _download_extra_files(repo_id, revision, cls, **options)
     try:
         _download(repo_id, WEIGHTS_NAME, revision, **options)
     except (CheckpointError, WeightsUnavailableError) as exc:

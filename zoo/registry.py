@@ -40,6 +40,7 @@ __all__ = [
     "build",
     "data_dir",
     "entry_from_data",
+    "family_class",
     "list_families",
     "list_models",
     "model_info",
@@ -64,6 +65,7 @@ BUILTIN_FAMILIES: dict[str, tuple[str, str]] = {
     "wavenet": ("zoo.models.wavenet", "audio"),
     "char-transformer": ("zoo.models.char_transformer", "text"),
     "char-lstm": ("zoo.models.char_lstm", "text"),
+    "gpt2": ("zoo.models.gpt2", "text"),
 }
 BUILTIN_FAMILY_MODULES = tuple(dict.fromkeys(module for module, _ in BUILTIN_FAMILIES.values()))
 # Facts the checkpoint folder states; a registry record repeating them would be a second source.
@@ -300,6 +302,11 @@ def register_family(
         return cls
 
     return wrap
+
+
+def family_class(name: str) -> type:
+    """The model class of family ``name`` (importing built-in and plugin families on first use)."""
+    return REGISTRY.family(name).cls
 
 
 def register_entry(entry: Entry) -> Entry:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.audio import write_audio, write_spectrogram
 from zoo.cards import entry_card
 from zoo.checkpoint import load_folder, sha256_file
 from zoo.datasets import TEST_SPLITS, load_dataset
@@ -50,18 +51,15 @@ def _audio_samples(model: zoo.AutoregressiveModel, name: str, target: Path, seed
     ``real`` (the evaluation split's clips) gives the first speaker's first recording for a
     spectrogram beside the generated one.
     """
-    from zoo.audio import write_audio
-    from zoo.cli import _write_spectrogram
-
     lines, clips = [], []
     for speaker in model.labels or [None]:
         clip = model.sample(1, seconds=1.0, condition=speaker, generator=torch.Generator().manual_seed(seed), progress=True)[0]
         write_audio(target / f"sample-{speaker or 'all'}.wav", clip, model.sample_rate)
         lines.append(f"- [{speaker or 'sample'}](sample-{speaker or 'all'}.wav)")
         clips.append(clip)
-    _write_spectrogram(clips[0], model.sample_rate, str(target / "spectrogram.png"))
+    write_spectrogram(clips[0], model.sample_rate, str(target / "spectrogram.png"))
     recording = next(c for c in real if not model.labels or c.speaker == model.labels[0])
-    _write_spectrogram(recording.waveform[: model.sample_rate], model.sample_rate, str(target / "spectrogram-real.png"))
+    write_spectrogram(recording.waveform[: model.sample_rate], model.sample_rate, str(target / "spectrogram-real.png"))
     speaker_arg = f" --speaker {model.labels[0]}" if model.labels else ""
     return [f"Generated (left) and a real test recording, {recording.path.name} (right), log-magnitude spectrograms:", "",
             "![spectrogram of a generated sample](spectrogram.png) ![spectrogram of a real recording](spectrogram-real.png)",

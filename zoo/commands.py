@@ -23,9 +23,10 @@ from .datasets import load_dataset
 from .errors import ConfigError, InvalidInputError, UnknownModelError
 from .hub import cached_entries, load, parse_device, publish, remove_cached
 from .image import IMAGE_SUFFIXES, read_images, write_grid
+from .recipe import Recipe
 from .registry import data_dir, model_info, resolve_entry
 from .text import read_text
-from .train import Recipe, evaluate, train
+from .train import evaluate, train
 
 __all__ = ["cache", "complete", "eval", "publish_command", "sample", "score", "train_command"]
 

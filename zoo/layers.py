@@ -10,6 +10,9 @@ from torch import nn
 
 from .graph import ConvGeometry
 
+__all__ = ["MaskedConv2d", "RowMaskedConv2d", "causal_mask", "centre_tap_mask", "channel_groups", "diagonal_order", "gated_activation",
+           "paired_groups"]
+
 
 def channel_groups(n: int, groups: int) -> torch.Tensor:
     """Colour group (0 = R, 1 = G, 2 = B) of each of ``n`` channels: ``groups`` contiguous, near-equal blocks.

@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoint import save_pretrained
 from .contract import native_bf16
 from .datasets import load_dataset
 from .errors import ConfigError
@@ -223,8 +224,6 @@ def train(recipe: Recipe, output: str | os.PathLike[str], *, data_root: str | No
     Under ``torchrun`` every rank takes its slice of the same global batch and DistributedDataParallel
     averages the gradients, so the run follows the single-process one; rank 0 alone writes files.
     """
-    from .checkpoint import save_pretrained
-
     device = resolve_device(recipe.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)

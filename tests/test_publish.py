@@ -18,7 +18,7 @@ from safetensors.torch import load, load_file, save_file
 import zoo
 from zoo.checkpoint import sha256_file
 from zoo.cli import main
-from zoo.hub import publish
+from zoo.publishing import publish
 
 from .hub_standin import HubUploadStandIn
 

@@ -328,7 +328,7 @@ def test_cli_sample_complete_and_score_audio(tmp_path, audio_model_arg, capsys):
     [
         (["sample", "--speaker", "nobody", "-o", "x.wav"], "unknown condition 'nobody'"),
         (["sample", "--speaker", "theo"], "pass -o FILE.wav"),
-        (["sample", "--speaker", "theo", "-o", "x.mp3"], r"written as \.wav or \.flac"),
+        (["sample", "--speaker", "theo", "-o", "x.mp3"], r"x\.mp3: audio models write \.wav/\.flac files"),
         (["score", "--speaker", "theo", "--input", "missing.wav"], "cannot read audio"),
     ],
 )

@@ -23,8 +23,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these resolve throu
     from .audio import AudioModel
     from .checkpoint import save_pretrained
     from .contract import AutoregressiveModel
-    from .hub import load, publish
+    from .hub import load
     from .image import ImageModel
+    from .publishing import publish
     from .registry import (
         Entry,
         ZooDeprecationWarning,
@@ -51,7 +52,7 @@ _LAZY = {
     "list_models": "registry",
     "load": "hub",
     "model_info": "registry",
-    "publish": "hub",
+    "publish": "publishing",
     "register_entry": "registry",
     "register_family": "registry",
     "save_pretrained": "checkpoint",

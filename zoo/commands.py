@@ -21,8 +21,9 @@ from PIL import Image
 from .audio import AUDIO_SUFFIXES, read_audio, write_audio, write_spectrogram
 from .datasets import load_dataset
 from .errors import ConfigError, InvalidInputError, UnknownModelError
-from .hub import cached_entries, load, parse_device, publish, remove_cached
+from .hub import cached_entries, load, parse_device, remove_cached
 from .image import IMAGE_SUFFIXES, read_images, write_grid
+from .publishing import publish
 from .recipe import Recipe
 from .registry import data_dir, model_info, resolve_entry
 from .text import read_text

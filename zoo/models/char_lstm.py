@@ -16,6 +16,8 @@ from ..text import CharSpace, TextModel
 from ..validation import check_positive, check_range
 from .char_transformer import SHAKESPEARE_VOCAB
 
+__all__ = ["CharLSTM", "CharLSTMConfig"]
+
 
 @dataclass
 class CharLSTMConfig:

@@ -19,6 +19,8 @@ from ..registry import register_family
 from ..text import CharSpace, TextModel
 from ..validation import check_positive, check_range
 
+__all__ = ["SHAKESPEARE_VOCAB", "CharTransformer", "CharTransformerConfig", "KVCache"]
+
 SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 

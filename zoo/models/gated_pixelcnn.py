@@ -30,6 +30,8 @@ from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, gated_activa
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_odd, check_positive
 
+__all__ = ["GatedLayer", "GatedPixelCNN", "GatedPixelCNNConfig"]
+
 
 @dataclass
 class GatedPixelCNNConfig:

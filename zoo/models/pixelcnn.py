@@ -22,6 +22,8 @@ from ..layers import MaskedConv2d
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_odd, check_positive
 
+__all__ = ["PixelCNN", "PixelCNNConfig", "ResidualBlock"]
+
 
 @dataclass
 class PixelCNNConfig:

@@ -26,6 +26,8 @@ from ..image import ImageModel
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_positive, check_range
 
+__all__ = ["PixelCNNPP", "PixelCNNPPConfig", "with_border"]
+
 
 @dataclass
 class PixelCNNPPConfig:

@@ -40,6 +40,8 @@ from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, diagonal_ord
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_odd, check_positive
 
+__all__ = ["DiagonalBiLSTM", "PixelRNN", "PixelRNNConfig", "RecurrentState", "RowLSTM"]
+
 KINDS = ("row-lstm", "diagonal-bilstm")
 
 

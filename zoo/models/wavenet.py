@@ -32,6 +32,8 @@ from ..errors import ConfigError
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_positive
 
+__all__ = ["FSDD_SPEAKERS", "Queues", "VCTK_SPEAKERS", "WaveNet", "WaveNetConfig", "receptive_field"]
+
 OUTPUTS = ("mu-law", "logistic-mixture")
 LOG_SCALE_MIN = math.log(1e-14)  # r9y9/wavenet_vocoder's floor for 16-bit targets
 

@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from zoo.models.gpt2 import KVCache, from_transformers_folder
+from zoo.models.gpt2 import from_transformers_folder
 
 
 def zoo_greedy(model, prompt: torch.Tensor, new: int) -> torch.Tensor:
@@ -97,7 +97,7 @@ def main() -> None:
               "prompt_tokens": args.prompt_tokens, "new_tokens": n, "threads": torch.get_num_threads(),
               "zoo_tokens_per_s": round(n / best["zoo"], 2), "transformers_tokens_per_s": round(n / best["transformers"], 2),
               "speedup": round(best["transformers"] / best["zoo"], 2), "floor_tokens_per_s": round(1 / floor, 2), "same_tokens": True,
-              "kv_cache_mib": round(2 * KVCache(zoo_model.config, 1, zoo_model.wte.weight).k.numel() * 4 / 2**20, 1)}
+              "kv_cache_mib": round(2 * zoo_model.config.n_layer * zoo_model.config.n_positions * zoo_model.config.n_embd * 4 / 2**20, 1)}
     print(json.dumps(result))
 
 

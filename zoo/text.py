@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
 from .distributions import Categorical
 from .errors import ConfigError, InvalidInputError
 from .windows import TextChunks, TextWindows
 
-__all__ = ["CharSpace", "StepCache", "TextCache", "TextModel", "read_text"]
+__all__ = ["CharSpace", "KVCache", "StepCache", "TextCache", "TextModel", "causal_attention", "read_text"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,38 @@ class StepCache(TextCache):
         else:
             logits, self.state = self.model.step(self.tokens[:, t - 1 : t], self.state)
         return logits[:, -1]
+
+
+class KVCache:
+    """Keys and values of every layer of a Transformer, ``[layers, N, heads, positions, head_dim]``, allocated once for the
+    whole context and filled in place: a step writes its slot, nothing is concatenated."""
+
+    def __init__(self, layers: int, n: int, heads: int, positions: int, head_dim: int, like: torch.Tensor) -> None:
+        shape = (layers, n, heads, positions, head_dim)
+        self.k = torch.empty(shape, dtype=like.dtype, device=like.device)
+        self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
+        self.length = 0  # positions filled; the model advances it after its last layer
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None, layer: int,
+                     dropout: float = 0.0) -> torch.Tensor:
+    """Attention of ``t`` new positions ``[N, heads, t, d]`` over the cached ones and themselves, causally.
+
+    With a cache, this layer's new keys and values are written after the ``cache.length`` cached
+    ones first. One new token sees everything; a window from scratch is causal; several new
+    tokens after a prefix get the explicit mask.
+    """
+    t = q.shape[2]
+    past = 0
+    if cache is not None:
+        past = cache.length
+        cache.k[layer, :, :, past : past + t] = k
+        cache.v[layer, :, :, past : past + t] = v
+        k, v = cache.k[layer, :, :, : past + t], cache.v[layer, :, :, : past + t]
+    if past == 0 or t == 1:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=past == 0 and t > 1, dropout_p=dropout)
+    mask = torch.ones(t, past + t, dtype=torch.bool, device=q.device).tril(past)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 class TextModel(AutoregressiveModel):

@@ -11,15 +11,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InvalidInputError
 from ..registry import register_family
-from ..text import CharSpace, TextModel
+from ..text import CharSpace, KVCache, TextModel, causal_attention
 from ..validation import check_positive, check_range
 
-__all__ = ["SHAKESPEARE_VOCAB", "CharTransformer", "CharTransformerConfig", "KVCache"]
+__all__ = ["SHAKESPEARE_VOCAB", "CharTransformer", "CharTransformerConfig"]
 
 SHAKESPEARE_VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -56,32 +55,10 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        """``cache``: write this call's keys and values at positions ``[past, past + t)`` and attend over ``[0, past + t)``."""
         n, t, width = x.shape
         q, k, v = (z.view(n, t, self.n_head, width // self.n_head).transpose(1, 2) for z in self.qkv(x).split(width, dim=2))
-        past = 0
-        if cache is not None:
-            past = cache.length
-            cache.keys[layer][:, :, past : past + t] = k
-            cache.values[layer][:, :, past : past + t] = v
-            k, v = cache.keys[layer][:, :, : past + t], cache.values[layer][:, :, : past + t]
-        if past == 0 or t == 1:  # whole window from scratch (causal), or one new token that may see everything
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0 and t > 1,
-                                               dropout_p=self.dropout if self.training else 0.0)
-        else:  # several new tokens after a cached prefix
-            mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = causal_attention(q, k, v, cache, layer, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(n, t, width)))
-
-
-class KVCache:
-    """Keys and values of every layer, preallocated for the whole context: a step writes its slot, nothing is concatenated."""
-
-    def __init__(self, c: CharTransformerConfig, n: int, device: torch.device, dtype: torch.dtype) -> None:
-        shape = (n, c.n_head, c.context, c.n_embd // c.n_head)
-        self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(c.n_layer)]
-        self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(c.n_layer)]
-        self.length = 0
 
 
 class Block(nn.Module):
@@ -146,5 +123,6 @@ class CharTransformer(TextModel):
 
     def step(self, ids: torch.Tensor, cache: KVCache | None) -> tuple[torch.Tensor, KVCache]:
         if cache is None:
-            cache = KVCache(self.config, ids.shape[0], ids.device, self.wte.weight.dtype)
+            c = self.config
+            cache = KVCache(c.n_layer, ids.shape[0], c.n_head, c.context, c.n_embd // c.n_head, self.wte.weight)
         return self._run(ids, cache), cache

@@ -29,10 +29,10 @@ from ..bpe import TOKENIZER_FILE, BPESpace
 from ..checkpoint import CONFIG_NAME, REFETCH, WEIGHTS_NAME, sha256_file
 from ..errors import CheckpointError, ConfigError, InvalidInputError
 from ..registry import register_family
-from ..text import TextModel
+from ..text import KVCache, TextModel, causal_attention
 from ..validation import check_choice, check_positive, check_range
 
-__all__ = ["GPT2", "GPT2Config", "KVCache", "config_from_transformers", "from_transformers_folder", "is_transformers_config",
+__all__ = ["GPT2", "GPT2Config", "config_from_transformers", "from_transformers_folder", "is_transformers_config",
            "state_dict_from_transformers"]
 
 MODEL_TYPE = "gpt2"
@@ -66,16 +66,6 @@ class GPT2Config:
             raise ConfigError(f"GPT2Config.slide must be None or an int in 1..n_positions-1, got {self.slide!r}")
 
 
-class KVCache:
-    """Keys and values of every layer, ``[layers, N, heads, n_positions, head_dim]``, allocated once and filled in place."""
-
-    def __init__(self, c: GPT2Config, n: int, like: torch.Tensor) -> None:
-        shape = (c.n_layer, n, c.n_head, c.n_positions, c.n_embd // c.n_head)
-        self.k = torch.empty(shape, dtype=like.dtype, device=like.device)
-        self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
-        self.length = 0
-
-
 class Attention(nn.Module):
     def __init__(self, c: GPT2Config) -> None:
         super().__init__()
@@ -86,20 +76,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
         n, t, width = x.shape
         q, k, v = self.c_attn(x).view(n, t, 3, self.n_head, width // self.n_head).permute(2, 0, 3, 1, 4)
-        if cache is None:  # a whole window from scratch
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)
-        else:
-            past = cache.length
-            cache.k[layer, :, :, past : past + t] = k
-            cache.v[layer, :, :, past : past + t] = v
-            k, v = cache.k[layer, :, :, : past + t], cache.v[layer, :, :, : past + t]
-            if t == 1:  # one new token sees everything before it
-                y = F.scaled_dot_product_attention(q, k, v)
-            elif past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            else:  # several new tokens after a cached prefix
-                mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = causal_attention(q, k, v, cache, layer)
         return self.c_proj(y.transpose(1, 2).reshape(n, t, width))
 
 
@@ -182,7 +159,8 @@ class GPT2(TextModel):
 
     def step(self, ids: torch.Tensor, cache: KVCache | None) -> tuple[torch.Tensor, KVCache]:
         if cache is None:
-            cache = KVCache(self.config, ids.shape[0], self.wte.weight)
+            c = self.config
+            cache = KVCache(c.n_layer, ids.shape[0], c.n_head, c.n_positions, c.n_embd // c.n_head, self.wte.weight)
         return self._run(ids, cache), cache
 
     # ---- checkpoint folders: the tokenizer travels with the weights

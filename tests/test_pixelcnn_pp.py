@@ -72,10 +72,10 @@ def test_both_streams_have_the_receptive_field_they_claim():
     ops = model.graph()
     deps = dependency_maps(ops, run_graph(ops, with_border(torch.zeros(1, 3, 8, 8))))
     w = 8
-    u_init, ul_init = deps[ops[0].out], deps[ops[3].out]
+    u_init, ul_init = deps[ops[0].out][0], deps[ops[3].out][0]
     assert (u_init[0] == -1).all() and (u_init[3, :] <= 2 * w + w - 1).all()  # row 3: at most the end of row 2
     assert ul_init[3, 4] == 3 * w + 3  # up to the pixel to its left
-    out = deps[OUTPUT]
+    out = deps[OUTPUT][0]
     previous = torch.arange(64, dtype=out.dtype).view(8, 8) - 1
     assert (out <= previous).all()  # causal: at most the pixel before
     assert torch.equal(out[:, 1:], previous[:, 1:])  # and the ul stream always sees the pixel to the left

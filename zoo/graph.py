@@ -68,33 +68,48 @@ def run_graph(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
     return acts
 
 
-def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """For every activation ``[H', W']``, the raster index of the last input pixel each position depends on (-1: none)."""
+def group_slice(channels: int, groups: int, g: int) -> slice:
+    """The channels of colour group ``g`` among ``channels``: contiguous near-equal blocks, as ``zoo.layers.channel_groups``."""
+    return slice(-(-g * channels // groups), -(-(g + 1) * channels // groups))
+
+
+def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int = 1) -> dict[str, torch.Tensor]:
+    """For every activation ``[G, H', W']``: the last generation step each channel group's position depends on (-1: none).
+
+    Steps count pixels in raster order and, with ``groups`` G > 1, the G colour channels inside a
+    pixel (step ``pixel * G + channel``): channel group g of a masked convolution's output sees
+    group g' of its input at the centre tap only where its mask allows (g' < g for mask A, g' <= g
+    for mask B). With G > 1, point ops must act channel by channel (additions, ReLUs).
+    """
     height, width = acts[INPUT].shape[2:]
-    deps = {INPUT: torch.arange(height * width, dtype=torch.float64).view(height, width)}
+    steps = torch.arange(height * width, dtype=torch.float64).view(1, height, width) * groups
+    deps = {INPUT: steps + torch.arange(groups, dtype=torch.float64).view(groups, 1, 1)}
     for op in ops:
         shape = tuple(acts[op.out].shape[2:])
         if op.kind == "point":
-            deps[op.out] = torch.stack([deps[name].expand(shape) for name in op.inputs]).amax(0)
+            deps[op.out] = torch.stack([deps[name].expand(groups, *shape) for name in op.inputs]).amax(0)
             continue
         g = op.module.conv_geometry()
         source = deps[op.inputs[0]]
         if g.transposed:
-            deps[op.out] = _transposed_dependencies(g, source)
+            deps[op.out] = torch.stack([_transposed_dependencies(g, d) for d in source])
             continue
         kh, kw = g.kernel
         left, right, top, bottom = g.padding
-        padded = F.pad(source[None, None] + 1, (left, right, top, bottom))  # padding reads as -1 after the shift back
-        patches = F.unfold(padded, (kh, kw), stride=g.stride)[0]  # [kh * kw, L]
-        if g.taps is not None:
-            patches = patches[g.taps.reshape(-1).bool()]
+        padded = F.pad(source[:, None] + 1, (left, right, top, bottom))  # padding reads as -1 after the shift back
+        patches = F.unfold(padded, (kh, kw), stride=g.stride)  # [G_in, kh * kw, L]
+        taps = torch.ones(groups, groups, kh * kw, dtype=torch.bool) if g.taps is None else g.taps.reshape(-1, kh * kw).bool()
+        if taps.shape[0] != groups * groups:  # one tap pattern for every pair of groups
+            taps = taps.expand(groups * groups, -1)
+        taps = taps.reshape(groups, groups, kh * kw)
         rows = (padded.shape[2] - kh) // g.stride + 1
-        out = (patches.amax(0) - 1).view(rows, -1)
+        out = torch.stack([(patches * taps[go, :, :, None]).amax((0, 1)) for go in range(groups)]) - 1  # masked taps read as -1
+        out = out.view(groups, rows, -1)
         if g.shift_down:
-            out = F.pad(out[:-1], (0, 0, 1, 0), value=-1)
+            out = F.pad(out[:, :-1], (0, 0, 1, 0), value=-1)
         if g.shift_right:
-            out = F.pad(out[:, :-1], (1, 0), value=-1)
-        deps[op.out] = out[: shape[0], : shape[1]]
+            out = F.pad(out[:, :, :-1], (1, 0), value=-1)
+        deps[op.out] = out[:, : shape[0], : shape[1]]
     return deps
 
 
@@ -115,31 +130,33 @@ class DependencyCache(ImageCache):
     One full forward fills every activation; after each drawn pixel, every op recomputes only the
     positions whose last input pixel is that one. ``graph`` is the family's op list (the same one
     its ``forward`` runs) and ``make_input`` turns the unit-scaled image into the input activation
-    (image channels first). One step is one pixel: every channel of a pixel is drawn in one joint
-    draw, or the image has a single channel.
+    (image channels first). A step is a pixel (one joint draw of its channels) or, for per-channel
+    draws, one colour channel of a pixel: then each activation's channel groups are scheduled on
+    their own (``dependency_maps`` with ``groups``), and point ops must act channel by channel.
     """
 
     def __init__(self, model: ImageModel, levels: torch.Tensor, cond: torch.Tensor | None, graph: Sequence[Op],
                  make_input: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__(model, levels, cond)
-        if self.draws != 1:
-            raise ValueError("DependencyCache draws a whole pixel per step: use a joint distribution or one channel")
         self.ops = list(graph)
         self.acts = run_graph(self.ops, make_input(self.unit(levels)))
-        deps = dependency_maps(self.ops, self.acts)
-        steps = levels.shape[2] * levels.shape[3]
-        self.schedule: list[list[tuple[Op, int, int, int, int]]] = [[] for _ in range(steps)]
+        groups = self.draws  # colour groups: one per channel drawn on its own, or one for a joint draw
+        deps = dependency_maps(self.ops, self.acts, groups)
+        steps = levels.shape[2] * levels.shape[3] * groups
+        self.groups = groups
+        self.schedule: list[list[tuple[Op, int, int, int, int, int]]] = [[] for _ in range(steps)]
         for op in self.ops:
-            for step, r0, r1, c0, c1 in _boxes(deps[op.out], steps):
-                self.schedule[step].append((op, r0, r1, c0, c1))
+            for g in range(groups):
+                for step, r0, r1, c0, c1 in _boxes(deps[op.out][g], steps):
+                    self.schedule[step].append((op, g, r0, r1, c0, c1))
         self.geometry = {id(op.module): op.module.conv_geometry() for op in self.ops if op.kind != "point"}
         self.weights = {key: tuple(w.detach() if w is not None else None for w in g.weight()) for key, g in self.geometry.items()}
         # A window that yields one output position is a matrix product: far cheaper than a tiny convolution call.
         self.flat = {key: w.flatten(1) for key, (w, _) in self.weights.items()}
 
     def params_at(self, t: int) -> torch.Tensor:
-        row, col, _ = self.position(t)
-        return self.acts[OUTPUT][:, :, row, col]
+        row, col, channel = self.position(t)
+        return self.model.distribution.channel_params(self.acts[OUTPUT][:, :, row, col], channel)
 
     def generate(self, *args: Any, **kwargs: Any) -> None:
         # Modules called inside point ops (PixelCNN++'s weight-normalised 1x1s) would recompute their weights at every
@@ -152,15 +169,22 @@ class DependencyCache(ImageCache):
         row, col, _ = self.position(t)
         channels = self.levels.shape[1]
         self.acts[INPUT][:, :channels, row, col] = self.unit(self.levels[:, :, row, col])
-        for op, r0, r1, c0, c1 in self.schedule[row * self.width + col]:
-            self.acts[op.out][:, :, r0:r1, c0:c1] = self._compute(op, r0, r1, c0, c1)
+        for op, g, r0, r1, c0, c1 in self.schedule[t]:
+            self.acts[op.out][:, self._group(op.out, g), r0:r1, c0:c1] = self._compute(op, g, r0, r1, c0, c1)
 
-    def _compute(self, op: Op, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+    def _group(self, name: str, g: int) -> slice:
+        return slice(None) if self.groups == 1 else group_slice(self.acts[name].shape[1], self.groups, g)
+
+    def _compute(self, op: Op, g: int, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Colour group ``g`` of ``op``'s output over the box ``[r0:r1, c0:c1]``, from its inputs' current values."""
         if op.kind == "point":
-            return op.module(*[self.acts[name][:, :, r0:r1, c0:c1] for name in op.inputs])
+            return op.module(*[self.acts[name][:, self._group(name, g), r0:r1, c0:c1] for name in op.inputs])
+        group = self._group(op.out, g)
         source = self.acts[op.inputs[0]]
         g = self.geometry[id(op.module)]
         weight, bias = self.weights[id(op.module)]
+        if not g.transposed:  # a convolution's weight rows are its output channels
+            weight, bias = weight[group], None if bias is None else bias[group]
         kh, kw = g.kernel
         if g.transposed:
             off = g.col_offset
@@ -178,7 +202,7 @@ class DependencyCache(ImageCache):
         if op.pre is not None:
             window = op.pre(window)
         if window.shape[2] == kh and window.shape[3] == kw:  # one output position
-            return F.linear(window.flatten(1), self.flat[id(op.module)], bias)[:, :, None, None]
+            return F.linear(window.flatten(1), self.flat[id(op.module)][group], bias)[:, :, None, None]
         return F.conv2d(window, weight, bias, stride=s)
 
 

@@ -51,13 +51,18 @@ class MaskedConv2d(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str, groups: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.register_buffer("mask", causal_mask(out_channels, in_channels, kernel_size, mask_type, groups), persistent=False)
+        self.colour_groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
     def conv_geometry(self) -> ConvGeometry:
-        k, p = self.kernel_size, self.padding
-        return ConvGeometry(k, (p[1], p[1], p[0], p[0]), taps=self.mask.amax((0, 1)) > 0, weight=lambda: (self.weight * self.mask, self.bias))
+        """Live taps per pair of colour groups ``[G_out, G_in, kh, kw]``: what the fast sampler schedules by."""
+        k, p, g = self.kernel_size, self.padding, self.colour_groups
+        out_groups, in_groups = channel_groups(self.out_channels, g), channel_groups(self.in_channels, g)
+        taps = torch.stack([torch.stack([self.mask[out_groups == go][:, in_groups == gi].amax((0, 1)) > 0 for gi in range(g)])
+                            for go in range(g)])
+        return ConvGeometry(k, (p[1], p[1], p[0], p[0]), taps=taps, weight=lambda: (self.weight * self.mask, self.bias))
 
 
 def centre_tap_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, mask_type: str) -> torch.Tensor:

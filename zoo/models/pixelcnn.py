@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import Cache
 from ..errors import ConfigError
 from ..graph import INPUT, OUTPUT, DependencyCache, Op, run_graph
-from ..image import ImageModel, RowCrop, pixel_distribution
+from ..image import ImageModel, pixel_distribution
 from ..layers import MaskedConv2d
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_odd, check_positive
@@ -96,8 +95,6 @@ class PixelCNN(ImageModel):
         """Logits ``[N, C * K, H, W]`` (channel-major; K = 1 for binary) for inputs ``x`` scaled to [-1, 1]."""
         return run_graph(self.graph(), x)[OUTPUT]
 
-    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Cache:
-        """Each activation computed once (grey images); with colour channels, rows below the current one are cropped."""
-        if self.config.channels == 1:
-            return DependencyCache(self, levels, cond, self.graph(), lambda x: x)
-        return RowCrop(self, levels, cond)
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> DependencyCache:
+        """Each activation computed once, colour group by colour group (the masks' R -> G -> B order)."""
+        return DependencyCache(self, levels, cond, self.graph(), lambda x: x)

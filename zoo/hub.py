@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -368,9 +369,10 @@ def remove_cached(name: str, cache_dir: str | Path | None = None) -> int:
         key = f"{HUB_PREFIX}{parse_hub_spec(name.removeprefix(HUB_PREFIX))[0]}"
     else:
         key = resolve_entry(name).name
-    hashes = [row["revision"] for row in cached_entries(cache_dir) if row["name"] == key]
-    if not hashes:
-        return 0
-    strategy = scan_cache_dir(cache_dir).delete_revisions(*hashes)
-    strategy.execute()
-    return strategy.expected_freed_size
+    repos = {row["repo"] for row in cached_entries(cache_dir) if row["name"] == key}
+    freed = 0
+    for repo in scan_cache_dir(cache_dir).repos:  # the repo's whole folder: a revision hash may be cached for other repos too
+        if repo.repo_type == "model" and repo.repo_id in repos:
+            freed += repo.size_on_disk
+            shutil.rmtree(repo.repo_path)
+    return freed

@@ -11,6 +11,7 @@ Each check takes a model (small: a ``tiny`` preset) with non-trivial random weig
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import tempfile
@@ -256,16 +257,10 @@ def check_bf16_close(model: AutoregressiveModel) -> None:
     x = example(model, 2)
     cond = _condition(model, 2)
     reference = model.log_prob(x, condition=cond)
-    half = randomized_copy(model).to(torch.bfloat16)
+    half = copy.deepcopy(model).to(torch.bfloat16)
     lp = half.log_prob(x, condition=cond)
     assert lp.dtype == torch.float32, f"{model.family}: bf16 scoring must still return float32 nats"
     torch.testing.assert_close(lp, reference, rtol=0.05, atol=1.0)
-
-
-def randomized_copy(model: AutoregressiveModel) -> AutoregressiveModel:
-    copy = build(model.family, **{f: getattr(model.config, f) for f in model.config.__dataclass_fields__}).eval()
-    copy.load_state_dict(model.state_dict())
-    return copy
 
 
 def check_leaves_no_process_state(model: AutoregressiveModel) -> None:

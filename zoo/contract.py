@@ -248,6 +248,11 @@ class AutoregressiveModel(nn.Module, ABC):
         """Negative log-likelihood in bits per dimension, ``[N]``."""
         return -self.log_prob(x, condition=condition) / (self.dims(x) * math.log(2))
 
+    @staticmethod
+    def info_from_config(config: dict[str, Any]) -> dict[str, Any]:
+        """Facts ``zoo.model_info`` derives from an entry's config (WaveNet: its receptive field); none by default."""
+        return {}
+
     def save_extra(self, folder: Path) -> None:
         """Write the files named in ``extra_files`` into a checkpoint folder being saved (none by default)."""
 

@@ -359,7 +359,7 @@ def model_info(name: str, *, derived: bool = True) -> dict[str, Any]:
     if derived:
         family = REGISTRY.family(entry.family)
         info["modality"] = family.modality
-        info.update(getattr(family.cls, "info_from_config", lambda config: {})(entry.config))
+        info.update(family.cls.info_from_config(entry.config))
     return info
 
 

@@ -21,7 +21,9 @@ def channel_groups(n: int, groups: int) -> torch.Tensor:
     """
     if n < groups:
         raise ValueError(f"{n} channels cannot be split into {groups} colour groups")
-    return torch.arange(n) * groups // n
+    # Masks are built on the CPU even when a checkpoint's config is first checked on the meta device: meta
+    # comparisons and divisions import torch._dynamo (1 s) and a mask holds no weights anyway.
+    return torch.arange(n, device="cpu") * groups // n
 
 
 def causal_mask(out_channels: int, in_channels: int, kernel_size: int, mask_type: str, groups: int = 1) -> torch.Tensor:
@@ -36,7 +38,7 @@ def causal_mask(out_channels: int, in_channels: int, kernel_size: int, mask_type
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
     c = kernel_size // 2
-    mask = torch.ones(out_channels, in_channels, kernel_size, kernel_size)
+    mask = torch.ones(out_channels, in_channels, kernel_size, kernel_size, device="cpu")
     mask[:, :, c, c + 1 :] = 0
     mask[:, :, c + 1 :, :] = 0
     og = channel_groups(out_channels, groups)[:, None]
@@ -114,7 +116,7 @@ class RowMaskedConv2d(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str,
                  in_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
         super().__init__(in_channels, out_channels, (1, kernel_size // 2 + 1))
-        mask = torch.ones_like(self.weight)
+        mask = torch.ones(self.weight.shape, device="cpu")
         mask[:, :, 0, -1] = centre_tap_mask(out_groups, in_groups, mask_type)
         self.register_buffer("mask", mask, persistent=False)
         self.left = kernel_size // 2

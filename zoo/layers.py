@@ -21,9 +21,7 @@ def channel_groups(n: int, groups: int) -> torch.Tensor:
     """
     if n < groups:
         raise ValueError(f"{n} channels cannot be split into {groups} colour groups")
-    # Masks are built on the CPU even when a checkpoint's config is first checked on the meta device: meta
-    # comparisons and divisions import torch._dynamo (1 s) and a mask holds no weights anyway.
-    return torch.arange(n, device="cpu") * groups // n
+    return torch.arange(n, device="cpu") * groups // n  # CPU even under the meta-device check: n small ints
 
 
 def causal_mask(out_channels: int, in_channels: int, kernel_size: int, mask_type: str, groups: int = 1) -> torch.Tensor:
@@ -38,7 +36,7 @@ def causal_mask(out_channels: int, in_channels: int, kernel_size: int, mask_type
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
     c = kernel_size // 2
-    mask = torch.ones(out_channels, in_channels, kernel_size, kernel_size, device="cpu")
+    mask = torch.ones(out_channels, in_channels, kernel_size, kernel_size)
     mask[:, :, c, c + 1 :] = 0
     mask[:, :, c + 1 :, :] = 0
     og = channel_groups(out_channels, groups)[:, None]
@@ -47,12 +45,19 @@ def causal_mask(out_channels: int, in_channels: int, kernel_size: int, mask_type
     return mask
 
 
+def _shape_only(weight: torch.Tensor) -> torch.Tensor:
+    """A mask on the meta device, where a checkpoint's config is checked against its weights' shapes first: its values
+    do not matter there, and computing them (comparisons on meta tensors) would import torch._dynamo, a second."""
+    return torch.empty(weight.shape, device="meta")
+
+
 class MaskedConv2d(nn.Conv2d):
     """A same-size convolution whose weights are multiplied by a fixed :func:`causal_mask`."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str, groups: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        self.register_buffer("mask", causal_mask(out_channels, in_channels, kernel_size, mask_type, groups), persistent=False)
+        mask = _shape_only(self.weight) if self.weight.is_meta else causal_mask(out_channels, in_channels, kernel_size, mask_type, groups)
+        self.register_buffer("mask", mask, persistent=False)
         self.colour_groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,8 +121,11 @@ class RowMaskedConv2d(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str,
                  in_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
         super().__init__(in_channels, out_channels, (1, kernel_size // 2 + 1))
-        mask = torch.ones(self.weight.shape, device="cpu")
-        mask[:, :, 0, -1] = centre_tap_mask(out_groups, in_groups, mask_type)
+        if self.weight.is_meta:
+            mask = _shape_only(self.weight)
+        else:
+            mask = torch.ones_like(self.weight)
+            mask[:, :, 0, -1] = centre_tap_mask(out_groups, in_groups, mask_type)
         self.register_buffer("mask", mask, persistent=False)
         self.left = kernel_size // 2
 

@@ -181,13 +181,13 @@ class DependencyCache(ImageCache):
             return op.module(*[self.acts[name][:, self._group(name, g), r0:r1, c0:c1] for name in op.inputs])
         group = self._group(op.out, g)
         source = self.acts[op.inputs[0]]
-        g = self.geometry[id(op.module)]
+        geo = self.geometry[id(op.module)]
         weight, bias = self.weights[id(op.module)]
-        if not g.transposed:  # a convolution's weight rows are its output channels
+        if not geo.transposed:  # a convolution's weight rows are its output channels
             weight, bias = weight[group], None if bias is None else bias[group]
-        kh, kw = g.kernel
-        if g.transposed:
-            off = g.col_offset
+        kh, kw = geo.kernel
+        if geo.transposed:
+            off = geo.col_offset
             i0, i1 = max(0, -(-(r0 - kh + 1) // 2)), min(source.shape[2], (r1 - 1) // 2 + 1)
             j0, j1 = max(0, -(-(c0 + off - kw + 1) // 2)), min(source.shape[3], (c1 - 1 + off) // 2 + 1)
             window = source[:, :, i0:i1, j0:j1]
@@ -195,8 +195,8 @@ class DependencyCache(ImageCache):
             y0, x0 = r0 - 2 * i0, c0 + off - 2 * j0
             return out[:, :, y0 : y0 + r1 - r0, x0 : x0 + c1 - c0]
         # A shifted conv's output at (r, c) is the unshifted conv's at (r - 1, c) or (r, c - 1).
-        down, right, s = int(g.shift_down), int(g.shift_right), g.stride
-        left, _, top, _ = g.padding
+        down, right, s = int(geo.shift_down), int(geo.shift_right), geo.stride
+        left, _, top, _ = geo.padding
         window = _window(source, s * (r0 - down) - top, s * (r1 - 1 - down) - top + kh, s * (c0 - right) - left,
                          s * (c1 - 1 - right) - left + kw)
         if op.pre is not None:

@@ -243,14 +243,14 @@ def test_state_resumes_through_map_location(toy_dataset, tmp_path, monkeypatch):
 
 
 def test_bf16_without_native_support_falls_back_to_fp32_and_says_so(toy_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(zoo.train, "native_bf16", lambda: False)
     monkeypatch.setattr(zoo.train, "_warned", set())
     with pytest.warns(RuntimeWarning, match="neither AVX512-BF16 nor AMX"):
         result = train(recipe(steps=1, precision="bf16", device="cpu", valid_split=None), tmp_path / "run", progress=False)
     assert result["precision"] == "fp32"
     start = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert start["precision"] == "fp32" and start["requested_precision"] == "bf16" and "emulated" in start["precision_note"]
-    monkeypatch.setattr(zoo.train, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(zoo.train, "native_bf16", lambda: True)
     assert train(recipe(steps=1, precision="bf16", device="cpu", valid_split=None), tmp_path / "bf16", progress=False)["precision"] == "bf16"
 
 

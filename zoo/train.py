@@ -35,7 +35,7 @@ from .datasets import load_dataset
 from .errors import ConfigError
 from .recipe import Recipe, lr_at
 
-__all__ = ["backend_for", "batch_indices", "collate", "cpu_has_native_bf16", "distributed_rank_and_size", "evaluate", "load_state",
+__all__ = ["backend_for", "batch_indices", "collate", "distributed_rank_and_size", "evaluate", "load_state",
            "resolve_device", "train"]
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
@@ -112,18 +112,13 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere oneDNN emulates it, many times slower than fp32."""
-    return native_bf16()
-
-
 def _autocast(precision: str, device: torch.device) -> tuple[str, str | None]:
     """The precision a run really uses on ``device`` and, when it differs from the recipe's, why."""
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError(f"precision 'fp16' runs on CUDA only (with a GradScaler); on {device} use bf16 or fp32")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"{torch.cuda.get_device_name(device)} has no bf16; use precision=fp16 (with a GradScaler) or fp32")
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
         reason = ("this CPU has neither AVX512-BF16 nor AMX, so bf16 autocast would be emulated (many times slower "
                   "than fp32); training in fp32 instead (set precision=fp32 to silence this)")
         _warn_once("bf16-cpu", reason)

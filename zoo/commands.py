@@ -124,11 +124,7 @@ complete = score = sample
 
 
 def _run(args: argparse.Namespace, model: Any) -> int:
-    if model.modality == "text":
-        return _text_command(args, model)
-    if model.modality == "audio":
-        return _audio_command(args, model)
-    return _image_command(args, model)
+    return MODALITY_COMMANDS[model.modality](args, model)
 
 
 def _image_command(args: argparse.Namespace, model: Any) -> int:
@@ -303,3 +299,6 @@ def cache(args: argparse.Namespace) -> int:
         return 1
     return 0
 
+
+# sample / complete / score per modality; each calls its modality module's file I/O
+MODALITY_COMMANDS = {"image": _image_command, "audio": _audio_command, "text": _text_command}

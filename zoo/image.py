@@ -251,6 +251,8 @@ def write_grid(images: torch.Tensor, model: Any, output: str, nrow: int | None =
     """
     pixels = model.space.to_uint8(images).cpu()
     n, c, h, w = pixels.shape
+    if n == 1:  # one image is saved as it is, without a border (as torchvision does)
+        padding = 0
     per_row = nrow or max(1, math.isqrt(n - 1) + 1)
     rows = -(-n // per_row)
     grid = torch.full((c, rows * (h + padding) + padding, per_row * (w + padding) + padding), 128, dtype=torch.uint8)

@@ -7,19 +7,19 @@ import itertools
 import torch
 
 import zoo
+from zoo import conformance
 
 
 def randomized(model: zoo.AutoregressiveModel, open_relus: bool = False) -> zoo.AutoregressiveModel:
-    """``model`` with N(0, 0.3) weights, far from initialisation so every path carries signal, in eval mode.
-
-    ``open_relus`` shifts biases up so that no ReLU is dead everywhere (a dead one would hide a dependency).
-    """
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.normal_(0, 0.3)
-            if open_relus and name.endswith("bias"):
-                p.add_(2.0)
-    return model.eval()
+    """``zoo.conformance.randomized`` (N(0, 0.3) weights, eval mode); ``open_relus`` then shifts biases up so that no
+    ReLU is dead everywhere (a dead one would hide a dependency)."""
+    conformance.randomized(model)
+    if open_relus:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("bias"):
+                    p.add_(2.0)
+    return model
 
 
 def input_dependencies(model: zoo.AutoregressiveModel, cond: torch.Tensor | None = None):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.graph import DependencyCache
 
 from .helpers import input_dependencies, randomized
 
@@ -59,11 +60,15 @@ def test_probabilities_of_all_8bit_1x2_images_sum_to_one():
     assert abs(float(model.log_prob(grid).double().exp().sum()) - 1) < 1e-5
 
 
-@pytest.mark.parametrize("overrides", CONFIGS[1:3], ids=["C1-L256", "C3-L256"])
+@pytest.mark.parametrize("overrides", [*CONFIGS[1:], dict(CONFIGS[2], labels=["a", "b", "c"])],
+                         ids=["C1-L256", "C3-L256", "C3-L2", "C3-L256-conditional"])
 @pytest.mark.parametrize("rows", [0, 2])
-def test_8bit_and_colour_row_cached_sampling_equals_naive(overrides, rows):
-    """The row-links cache on the softmax and colour paths (the suite runs it on the binary preset only)."""
+def test_8bit_and_colour_cached_sampling_equals_naive(overrides, rows):
+    """The dependency-map cache colour group by colour group, class embeddings cut to each group's gates (the suite runs
+    the binary grey preset only)."""
     model = tiny_gated(**overrides)
+    assert isinstance(model.incremental_cache(model.example_batch(1), None if not model.labels else torch.tensor([0]), 0),
+                      DependencyCache)
     condition = ["a", "c", "b"] if overrides.get("labels") else None
     x = model.example_batch(3)
     draw = lambda **kw: model.complete(x, rows=rows, condition=condition, generator=torch.Generator().manual_seed(7), **kw)  # noqa: E731
@@ -116,3 +121,18 @@ def test_presets_and_config_errors():
         zoo.build("gated-pixelcnn", "tiny", kernel=4)
     with pytest.raises(zoo.ConfigError, match="levels"):
         zoo.build("gated-pixelcnn", "tiny", levels=16)
+
+
+def test_channel_by_channel_sampling_refuses_ops_that_mix_colour_groups():
+    """A gated unit must pair gates of one colour: halving a contiguously grouped map (R, R, G | G, B, B) is refused, as is
+    any point op that changes the channel count otherwise."""
+    from zoo.graph import INPUT, OUTPUT, Op, colour_groups
+    from zoo.layers import MaskedConv2d, gated_activation
+
+    conv = MaskedConv2d(3, 6, 3, "A", 3)
+    x = torch.zeros(1, 3, 4, 4)
+    for module, message in [(gated_activation, "gated units over two halves grouped alike"), (lambda t: t[:, :4], "6 channels to 4")]:
+        ops = [Op("conv", "a", (INPUT,), conv), Op("point", OUTPUT, ("a",), module)]
+        acts = {INPUT: x, "a": conv(x), OUTPUT: module(conv(x))}
+        with pytest.raises(ValueError, match=message):
+            colour_groups(ops, acts, 3)

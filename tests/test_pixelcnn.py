@@ -71,7 +71,7 @@ def test_per_dim_sums_to_log_prob_and_bits_per_dim(tiny_binary):
 
 @pytest.mark.parametrize("overrides", CONFIGS[1:3], ids=lambda c: f"C{c['channels']}-L{c['levels']}")
 def test_8bit_and_colour_fast_sampling_equals_naive(overrides):
-    """Grey 8-bit runs the dependency-map cache, colour the row crop (the suite runs only the binary preset)."""
+    """The dependency-map cache on the softmax path and colour group by colour group (the suite runs only the binary preset)."""
     model = tiny_pixelcnn(**overrides)
     draw = lambda **kw: model.sample(3, generator=torch.Generator().manual_seed(7), **kw)  # noqa: E731
     fast = draw()

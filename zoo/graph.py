@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 
 from .image import ImageCache, ImageModel
 
-__all__ = ["INPUT", "OUTPUT", "ConvGeometry", "DependencyCache", "Op", "dependency_maps", "run_graph"]
+__all__ = ["INPUT", "OUTPUT", "ConvGeometry", "DependencyCache", "Op", "colour_groups", "dependency_maps", "run_graph"]
 
 INPUT, OUTPUT = "input", "output"
 
@@ -43,17 +43,21 @@ class ConvGeometry:
     transposed: bool = False
     col_offset: int = 0
     weight: Callable[[], tuple[torch.Tensor, torch.Tensor | None]] | None = None  # effective (weight, bias)
+    out_groups: torch.Tensor | None = None  # colour group of each output channel: needed for per-channel sampling
 
 
 @dataclass
 class Op:
-    """``out = module(pre(input))`` for ``conv`` (a module with ``conv_geometry()``); ``out = module(*inputs)`` for ``point``."""
+    """``out = module(pre(input))`` for ``conv`` (a module with ``conv_geometry()``); ``out = module(*inputs, *consts)`` for
+    ``point``, where ``consts`` are per-channel constants laid out like the first input (a class embedding ``[N, C, 1, 1]``):
+    the sampler hands each colour group its own channels of them."""
 
     kind: str
     out: str
     inputs: tuple[str, ...]
     module: Any
     pre: Callable[[torch.Tensor], torch.Tensor] | None = None
+    consts: tuple[torch.Tensor, ...] = ()
 
 
 def run_graph(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -62,15 +66,39 @@ def run_graph(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
     for op in ops:
         args = [acts[name] for name in op.inputs]
         if op.kind == "point":
-            acts[op.out] = op.module(*args)
+            acts[op.out] = op.module(*args, *op.consts)
         else:
             acts[op.out] = op.module(op.pre(args[0]) if op.pre is not None else args[0])
     return acts
 
 
-def group_slice(channels: int, groups: int, g: int) -> slice:
-    """The channels of colour group ``g`` among ``channels``: contiguous near-equal blocks, as ``zoo.layers.channel_groups``."""
-    return slice(-(-g * channels // groups), -(-(g + 1) * channels // groups))
+def colour_groups(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int) -> dict[str, torch.Tensor]:
+    """The colour group of every channel of every activation, for sampling channel by channel.
+
+    The input's channels are the colours (any extra constant channel counts as the last). A
+    convolution's come from its geometry's ``out_groups``; a point op's from its first input, or,
+    where it halves the channels (a gated unit ``tanh(a) * sigmoid(b)``), from either half of it,
+    which must then be grouped alike, so that each colour group's gates pair with each other.
+    """
+    found = {INPUT: torch.arange(acts[INPUT].shape[1]).clamp(max=groups - 1)}
+    for op in ops:
+        channels = acts[op.out].shape[1]
+        if op.kind != "point":
+            out = op.module.conv_geometry().out_groups
+            if out is None or len(out) != channels:
+                raise ValueError(f"per-channel sampling needs {type(op.module).__name__}.conv_geometry().out_groups "
+                                 f"(one colour group per output channel, {channels})")
+            found[op.out] = out.cpu()
+            continue
+        first = found[op.inputs[0]]
+        if len(first) == 2 * channels and torch.equal(first[:channels], first[channels:]):
+            found[op.out] = first[:channels]
+        elif len(first) == channels:
+            found[op.out] = first
+        else:
+            raise ValueError(f"point op {op.out!r} maps {len(first)} channels to {channels}: only channel-wise ops or "
+                             "gated units over two halves grouped alike can be sampled channel by channel")
+    return found
 
 
 def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int = 1) -> dict[str, torch.Tensor]:
@@ -98,7 +126,7 @@ def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: in
         left, right, top, bottom = g.padding
         padded = F.pad(source[:, None] + 1, (left, right, top, bottom))  # padding reads as -1 after the shift back
         patches = F.unfold(padded, (kh, kw), stride=g.stride)  # [G_in, kh * kw, L]
-        taps = torch.ones(groups, groups, kh * kw, dtype=torch.bool) if g.taps is None else g.taps.reshape(-1, kh * kw).bool()
+        taps = torch.ones(groups * groups, kh * kw, dtype=torch.bool) if g.taps is None else g.taps.reshape(-1, kh * kw).bool().cpu()
         if taps.shape[0] != groups * groups:  # one tap pattern for every pair of groups
             taps = taps.expand(groups * groups, -1)
         taps = taps.reshape(groups, groups, kh * kw)
@@ -131,8 +159,8 @@ class DependencyCache(ImageCache):
     positions whose last input pixel is that one. ``graph`` is the family's op list (the same one
     its ``forward`` runs) and ``make_input`` turns the unit-scaled image into the input activation
     (image channels first). A step is a pixel (one joint draw of its channels) or, for per-channel
-    draws, one colour channel of a pixel: then each activation's channel groups are scheduled on
-    their own (``dependency_maps`` with ``groups``), and point ops must act channel by channel.
+    draws, one colour channel of a pixel: then each activation's colour groups (:func:`colour_groups`)
+    are scheduled on their own (``dependency_maps`` with ``groups``).
     """
 
     def __init__(self, model: ImageModel, levels: torch.Tensor, cond: torch.Tensor | None, graph: Sequence[Op],
@@ -143,16 +171,35 @@ class DependencyCache(ImageCache):
         groups = self.draws  # colour groups: one per channel drawn on its own, or one for a joint draw
         deps = dependency_maps(self.ops, self.acts, groups)
         steps = levels.shape[2] * levels.shape[3] * groups
-        self.groups = groups
         self.schedule: list[list[tuple[Op, int, int, int, int, int]]] = [[] for _ in range(steps)]
         for op in self.ops:
             for g in range(groups):
                 for step, r0, r1, c0, c1 in _boxes(deps[op.out][g], steps):
                     self.schedule[step].append((op, g, r0, r1, c0, c1))
+        # Each activation's channels of each colour group: a slice where they are contiguous, else an index.
+        device = levels.device
+        if groups == 1:
+            self.channels: dict[tuple[str, int], slice | torch.Tensor] = {(name, 0): slice(None) for name in self.acts}
+        else:
+            found = colour_groups(self.ops, self.acts, groups)
+            self.channels = {(name, g): _selector(found[name] == g, device) for name in self.acts for g in range(groups)}
         self.geometry = {id(op.module): op.module.conv_geometry() for op in self.ops if op.kind != "point"}
-        self.weights = {key: tuple(w.detach() if w is not None else None for w in g.weight()) for key, g in self.geometry.items()}
-        # A window that yields one output position is a matrix product: far cheaper than a tiny convolution call.
-        self.flat = {key: w.flatten(1) for key, (w, _) in self.weights.items()}
+        # Effective weights once per run, cut to each colour group's output channels (a transposed convolution's weight
+        # rows are its inputs: it is never cut); a window that yields one output position is a matrix product, far
+        # cheaper than a tiny convolution call, so the flattened weight is kept too.
+        self.weights: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
+        for op in self.ops:
+            if op.kind == "point":
+                continue
+            geo = self.geometry[id(op.module)]
+            weight, bias = (w.detach() if w is not None else None for w in geo.weight())
+            for g in range(groups):
+                if not geo.transposed:
+                    cut = self.channels[op.out, g]
+                    weight_g, bias_g = weight[cut], None if bias is None else bias[cut]
+                else:
+                    weight_g, bias_g = weight, bias
+                self.weights[id(op.module), g] = weight_g, bias_g, weight_g.flatten(1)
 
     def params_at(self, t: int) -> torch.Tensor:
         row, col, channel = self.position(t)
@@ -170,21 +217,17 @@ class DependencyCache(ImageCache):
         channels = self.levels.shape[1]
         self.acts[INPUT][:, :channels, row, col] = self.unit(self.levels[:, :, row, col])
         for op, g, r0, r1, c0, c1 in self.schedule[t]:
-            self.acts[op.out][:, self._group(op.out, g), r0:r1, c0:c1] = self._compute(op, g, r0, r1, c0, c1)
-
-    def _group(self, name: str, g: int) -> slice:
-        return slice(None) if self.groups == 1 else group_slice(self.acts[name].shape[1], self.groups, g)
+            self.acts[op.out][:, self.channels[op.out, g], r0:r1, c0:c1] = self._compute(op, g, r0, r1, c0, c1)
 
     def _compute(self, op: Op, g: int, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Colour group ``g`` of ``op``'s output over the box ``[r0:r1, c0:c1]``, from its inputs' current values."""
         if op.kind == "point":
-            return op.module(*[self.acts[name][:, self._group(name, g), r0:r1, c0:c1] for name in op.inputs])
-        group = self._group(op.out, g)
+            inputs = [self.acts[name][:, self.channels[name, g], r0:r1, c0:c1] for name in op.inputs]
+            first = self.channels[op.inputs[0], g]
+            return op.module(*inputs, *(c if c.shape[1] == 1 else c[:, first] for c in op.consts))
         source = self.acts[op.inputs[0]]
         geo = self.geometry[id(op.module)]
-        weight, bias = self.weights[id(op.module)]
-        if not geo.transposed:  # a convolution's weight rows are its output channels
-            weight, bias = weight[group], None if bias is None else bias[group]
+        weight, bias, flat = self.weights[id(op.module), g]
         kh, kw = geo.kernel
         if geo.transposed:
             off = geo.col_offset
@@ -202,8 +245,16 @@ class DependencyCache(ImageCache):
         if op.pre is not None:
             window = op.pre(window)
         if window.shape[2] == kh and window.shape[3] == kw:  # one output position
-            return F.linear(window.flatten(1), self.flat[id(op.module)][group], bias)[:, :, None, None]
+            return F.linear(window.flatten(1), flat, bias)[:, :, None, None]
         return F.conv2d(window, weight, bias, stride=s)
+
+
+def _selector(member: torch.Tensor, device: torch.device) -> slice | torch.Tensor:
+    """The channels where ``member`` is True: a slice (a view, no copy) if they are contiguous, else an index on ``device``."""
+    (index,) = member.nonzero(as_tuple=True)
+    if len(index) and int(index[-1] - index[0]) + 1 == len(index):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index.to(device)
 
 
 def _window(x: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:

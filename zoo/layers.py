@@ -11,7 +11,7 @@ from torch import nn
 from .graph import ConvGeometry
 
 __all__ = ["MaskedConv2d", "RowMaskedConv2d", "causal_mask", "centre_tap_mask", "channel_groups", "diagonal_order", "gated_activation",
-           "paired_groups"]
+           "pair_taps", "paired_groups"]
 
 
 def channel_groups(n: int, groups: int) -> torch.Tensor:
@@ -64,12 +64,19 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
     def conv_geometry(self) -> ConvGeometry:
-        """Live taps per pair of colour groups ``[G_out, G_in, kh, kw]``: what the fast sampler schedules by."""
         k, p, g = self.kernel_size, self.padding, self.colour_groups
         out_groups, in_groups = channel_groups(self.out_channels, g), channel_groups(self.in_channels, g)
-        taps = torch.stack([torch.stack([self.mask[out_groups == go][:, in_groups == gi].amax((0, 1)) > 0 for gi in range(g)])
-                            for go in range(g)])
-        return ConvGeometry(k, (p[1], p[1], p[0], p[0]), taps=taps, weight=lambda: (self.weight * self.mask, self.bias))
+        return ConvGeometry(k, (p[1], p[1], p[0], p[0]), taps=pair_taps(self.mask, out_groups, in_groups),
+                            weight=lambda: (self.weight * self.mask, self.bias), out_groups=out_groups)
+
+
+def pair_taps(mask: torch.Tensor, out_groups: torch.Tensor, in_groups: torch.Tensor) -> torch.Tensor:
+    """Live taps of a masked convolution per pair of colour groups, ``[G_out, G_in, kh, kw]`` on the CPU: what the fast
+    sampler schedules by (a tap is live for a pair when the mask keeps it for any of their channels)."""
+    groups = int(max(out_groups.max(), in_groups.max())) + 1
+    live = mask.detach().cpu() != 0
+    return torch.stack([torch.stack([live[out_groups == go][:, in_groups == gi].any(0).any(0) for gi in range(groups)])
+                        for go in range(groups)])
 
 
 def centre_tap_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, mask_type: str) -> torch.Tensor:
@@ -128,10 +135,11 @@ class RowMaskedConv2d(nn.Conv2d):
             mask[:, :, 0, -1] = centre_tap_mask(out_groups, in_groups, mask_type)
         self.register_buffer("mask", mask, persistent=False)
         self.left = kernel_size // 2
+        self.in_groups, self.out_groups = in_groups, out_groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, (self.left, 0)), self.weight * self.mask, self.bias)
 
     def conv_geometry(self) -> ConvGeometry:
-        return ConvGeometry(self.kernel_size, (self.left, 0, 0, 0), taps=self.mask.amax((0, 1)) > 0,
-                            weight=lambda: (self.weight * self.mask, self.bias))
+        return ConvGeometry(self.kernel_size, (self.left, 0, 0, 0), taps=pair_taps(self.mask, self.out_groups, self.in_groups),
+                            weight=lambda: (self.weight * self.mask, self.bias), out_groups=self.out_groups)

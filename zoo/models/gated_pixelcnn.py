@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import Cache
 from ..errors import ConfigError, InvalidInputError
 from ..graph import INPUT, OUTPUT, ConvGeometry, DependencyCache, Op, run_graph
-from ..image import ImageModel, RowCrop, pixel_distribution
+from ..image import ImageModel, pixel_distribution
 from ..layers import MaskedConv2d, RowMaskedConv2d, channel_groups, gated_activation, paired_groups
 from ..registry import register_family
 from ..validation import check_choice, check_labels, check_odd, check_positive
@@ -59,9 +58,9 @@ class GatedPixelCNNConfig:
 class VerticalConv(nn.Module):
     """Sees rows strictly above (``first``) or at/above the current row of a map that itself sees only earlier rows."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, first: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, first: bool, out_groups: torch.Tensor) -> None:
         super().__init__()
-        self.k, self.first = kernel, first
+        self.k, self.first, self.out_groups = kernel, first, out_groups
         self.conv = nn.Conv2d(in_channels, out_channels, (kernel // 2 + 1, kernel))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,17 +71,23 @@ class VerticalConv(nn.Module):
 
     def conv_geometry(self) -> ConvGeometry:
         k = self.k
-        return ConvGeometry((k // 2 + 1, k), (k // 2, k // 2, k // 2 + int(self.first), 0), weight=lambda: (self.conv.weight, self.conv.bias))
+        return ConvGeometry((k // 2 + 1, k), (k // 2, k // 2, k // 2 + int(self.first), 0),
+                            weight=lambda: (self.conv.weight, self.conv.bias), out_groups=self.out_groups)
 
 
 class Pointwise(nn.Conv2d):
-    """A plain 1x1 convolution (the vertical-to-horizontal link), with the geometry the fast sampler reads."""
+    """A plain 1x1 convolution (the vertical-to-horizontal link), with the geometry the fast sampler reads.
 
-    def __init__(self, channels: int) -> None:
+    Unmasked: what it reads (the vertical stack) sees only earlier rows, so any channel may feed any;
+    ``out_groups`` only says which gates of the horizontal stack each output channel is added to.
+    """
+
+    def __init__(self, channels: int, out_groups: torch.Tensor) -> None:
         super().__init__(channels, channels, 1)
+        self.out_groups = out_groups
 
     def conv_geometry(self) -> ConvGeometry:
-        return ConvGeometry((1, 1), weight=lambda: (self.weight, self.bias))
+        return ConvGeometry((1, 1), weight=lambda: (self.weight, self.bias), out_groups=self.out_groups)
 
 
 class GatedLayer(nn.Module):
@@ -93,8 +98,8 @@ class GatedLayer(nn.Module):
         gate_groups = paired_groups(hidden, groups, 2)
         in_groups = channel_groups(in_channels, groups)
         self.first = first
-        self.v_conv = VerticalConv(in_channels, 2 * hidden, kernel, first)
-        self.v_to_h = Pointwise(2 * hidden)
+        self.v_conv = VerticalConv(in_channels, 2 * hidden, kernel, first, gate_groups)
+        self.v_to_h = Pointwise(2 * hidden, gate_groups)
         self.h_conv = RowMaskedConv2d(in_channels, 2 * hidden, kernel, "A" if first else "B", in_groups, gate_groups)
         self.h_out = MaskedConv2d(hidden, hidden, 1, "B", groups)
         self.skip = MaskedConv2d(hidden, hidden, 1, "B", groups)
@@ -145,17 +150,17 @@ class GatedPixelCNN(ImageModel):
         """Both stacks as ops over named activations: the one definition ``forward`` and fast sampling both run."""
         ops: list[Op] = []
 
-        def add(kind: str, module: Any, *inputs: str, pre: Any = None) -> str:
-            ops.append(Op(kind, f"a{len(ops)}", inputs, module, pre))
+        def add(kind: str, module: Any, *inputs: str, pre: Any = None, consts: tuple[torch.Tensor, ...] = ()) -> str:
+            ops.append(Op(kind, f"a{len(ops)}", inputs, module, pre, consts))
             return ops[-1].out
 
         v = h = INPUT
         skip = None
         for layer, cv in zip(self.layers, self._conditions(cond), strict=True):
             pre = add("conv", layer.v_conv, v)
-            link = add("conv", layer.v_to_h, pre if cv is None else (pre := add("point", lambda t, e=cv[0]: t + e, pre)))
+            link = add("conv", layer.v_to_h, pre if cv is None else (pre := add("point", torch.add, pre, consts=(cv[0],))))
             if cv is not None:
-                link = add("point", lambda t, e=cv[1]: t + e, link)
+                link = add("point", torch.add, link, consts=(cv[1],))
             v = add("point", gated_activation, pre)
             gated = add("point", lambda a, b: gated_activation(a + b), add("conv", layer.h_conv, h), link)
             out = add("conv", layer.h_out, gated)
@@ -170,8 +175,6 @@ class GatedPixelCNN(ImageModel):
         """Logits ``[N, C * K, H, W]`` (channel-major; K = 1 for binary) for inputs ``x`` in [-1, 1] and class ids ``cond``."""
         return run_graph(self.graph(cond), x)[OUTPUT]
 
-    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> Cache:
-        """Each activation computed once (grey images); with colour channels, rows below the current one are cropped."""
-        if self.config.channels == 1:
-            return DependencyCache(self, levels, cond, self.graph(cond), lambda x: x)
-        return RowCrop(self, levels, cond)
+    def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> DependencyCache:
+        """Each activation computed once, colour group by colour group (R -> G -> B, the masks' order)."""
+        return DependencyCache(self, levels, cond, self.graph(cond), lambda x: x)

@@ -81,6 +81,28 @@ def selection_note(run_folder: Path, recipe: Recipe) -> str:
             "the test split played no part.")
 
 
+def training_curve(run_folder: Path) -> list[str]:
+    """The run's validation curve and cost, from the ``metrics.jsonl`` beside the exported folder (empty if there is none)."""
+    log = run_folder.parent / "metrics.jsonl"
+    if not log.is_file():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    valid = [r for r in records if "valid" in r]
+    starts = [r for r in records if "world_size" in r]
+    timed = [r["elapsed_s"] for r in records if "elapsed_s" in r]
+    lines = ["## Validation curve", ""]
+    if starts:
+        first = starts[0]
+        resumed = f", resumed {len(starts) - 1} time(s)" if len(starts) > 1 else ""
+        lines += [f"Trained on {first['device']} ({first['world_size']} process(es), {first['precision']} autocast){resumed}; "
+                  f"the last segment ran {timed[-1] / 60:.0f} minutes." if timed else "", ""]
+    if valid:
+        lines += ["| step | valid NLL (nats) | valid bits/dim |", "|---|---|---|"]
+        lines += [f"| {r['step']:,} | {r['valid']['nll_nats']:.3f} | {r['valid']['bits_per_dim']:.4f} |" for r in valid]
+        lines.append("")
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("name")
@@ -169,7 +191,7 @@ def main() -> int:
         table = [f"Measured in fp32 on the {result['examples']:,} images of the `{args.split}` split of `{entry.dataset}`:", "",
                  "| NLL (nats/image) | bits/dim |", "|---|---|", f"| {result['nll_nats']:.2f} | {result['bits_per_dim']:.4f} |"]
     results = ["## Results", "", *table, "", f"Command: `zoo eval {args.name} --split {args.split}`", "",
-               selection_note(args.run_folder, recipe_used), "", "## Samples", "",
+               selection_note(args.run_folder, recipe_used), "", *training_curve(args.run_folder), "## Samples", "",
                *sample_md, "", notes]
     (target / "README.md").write_text(entry_card(entry, modality=model.modality, recipe=recipe, sections=results))
     # The shipped entry loads and verifies, read from the catalogue on disk by a fresh process.

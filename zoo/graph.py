@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 
 from .image import ImageCache, ImageModel
 
-__all__ = ["INPUT", "OUTPUT", "ConvGeometry", "DependencyCache", "Op", "colour_groups", "dependency_maps", "run_graph"]
+__all__ = ["INPUT", "OUTPUT", "ConvGeometry", "DependencyCache", "Op", "colour_groups", "dependency_maps", "geometries", "run_graph"]
 
 INPUT, OUTPUT = "input", "output"
 
@@ -72,19 +72,27 @@ def run_graph(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
     return acts
 
 
-def colour_groups(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int) -> dict[str, torch.Tensor]:
+def geometries(ops: Sequence[Op]) -> dict[int, ConvGeometry]:
+    """Each convolution's geometry, by ``id`` of its module: read once, as building it (the masks' live taps) is not free."""
+    return {id(op.module): op.module.conv_geometry() for op in ops if op.kind != "point"}
+
+
+def colour_groups(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int,
+                  geometry: dict[int, ConvGeometry] | None = None) -> dict[str, torch.Tensor]:
     """The colour group of every channel of every activation, for sampling channel by channel.
 
     The input's channels are the colours (any extra constant channel counts as the last). A
     convolution's come from its geometry's ``out_groups``; a point op's from its first input, or,
     where it halves the channels (a gated unit ``tanh(a) * sigmoid(b)``), from either half of it,
     which must then be grouped alike, so that each colour group's gates pair with each other.
+    ``geometry`` is :func:`geometries` of ``ops``, when the caller has it already.
     """
+    geometry = geometries(ops) if geometry is None else geometry
     found = {INPUT: torch.arange(acts[INPUT].shape[1]).clamp(max=groups - 1)}
     for op in ops:
         channels = acts[op.out].shape[1]
         if op.kind != "point":
-            out = op.module.conv_geometry().out_groups
+            out = geometry[id(op.module)].out_groups
             if out is None or len(out) != channels:
                 raise ValueError(f"per-channel sampling needs {type(op.module).__name__}.conv_geometry().out_groups "
                                  f"(one colour group per output channel, {channels})")
@@ -101,14 +109,17 @@ def colour_groups(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int)
     return found
 
 
-def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int = 1) -> dict[str, torch.Tensor]:
+def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: int = 1,
+                    geometry: dict[int, ConvGeometry] | None = None) -> dict[str, torch.Tensor]:
     """For every activation ``[G, H', W']``: the last generation step each channel group's position depends on (-1: none).
 
     Steps count pixels in raster order and, with ``groups`` G > 1, the G colour channels inside a
     pixel (step ``pixel * G + channel``): channel group g of a masked convolution's output sees
     group g' of its input at the centre tap only where its mask allows (g' < g for mask A, g' <= g
-    for mask B). With G > 1, point ops must act channel by channel (additions, ReLUs).
+    for mask B). With G > 1, point ops must act channel by channel (additions, ReLUs). ``geometry``
+    is :func:`geometries` of ``ops``, when the caller has it already.
     """
+    geometry = geometries(ops) if geometry is None else geometry
     height, width = acts[INPUT].shape[2:]
     steps = torch.arange(height * width, dtype=torch.float64).view(1, height, width) * groups
     deps = {INPUT: steps + torch.arange(groups, dtype=torch.float64).view(groups, 1, 1)}
@@ -117,7 +128,7 @@ def dependency_maps(ops: Sequence[Op], acts: dict[str, torch.Tensor], groups: in
         if op.kind == "point":
             deps[op.out] = torch.stack([deps[name].expand(groups, *shape) for name in op.inputs]).amax(0)
             continue
-        g = op.module.conv_geometry()
+        g = geometry[id(op.module)]
         source = deps[op.inputs[0]]
         if g.transposed:
             deps[op.out] = torch.stack([_transposed_dependencies(g, d) for d in source])
@@ -169,7 +180,8 @@ class DependencyCache(ImageCache):
         self.ops = list(graph)
         self.acts = run_graph(self.ops, make_input(self.unit(levels)))
         groups = self.draws  # colour groups: one per channel drawn on its own, or one for a joint draw
-        deps = dependency_maps(self.ops, self.acts, groups)
+        self.geometry = geometries(self.ops)
+        deps = dependency_maps(self.ops, self.acts, groups, self.geometry)
         steps = levels.shape[2] * levels.shape[3] * groups
         self.schedule: list[list[tuple[Op, int, int, int, int, int]]] = [[] for _ in range(steps)]
         for op in self.ops:
@@ -181,15 +193,19 @@ class DependencyCache(ImageCache):
         if groups == 1:
             self.channels: dict[tuple[str, int], slice | torch.Tensor] = {(name, 0): slice(None) for name in self.acts}
         else:
-            found = colour_groups(self.ops, self.acts, groups)
+            found = colour_groups(self.ops, self.acts, groups, self.geometry)
             self.channels = {(name, g): _selector(found[name] == g, device) for name in self.acts for g in range(groups)}
-        self.geometry = {id(op.module): op.module.conv_geometry() for op in self.ops if op.kind != "point"}
         # Effective weights once per run, cut to each colour group's output channels (a transposed convolution's weight
         # rows are its inputs: it is never cut); a window that yields one output position is a matrix product, far
-        # cheaper than a tiny convolution call, so the flattened weight is kept too.
+        # cheaper than a tiny convolution call, so the flattened weight is kept too. Point ops' constants are cut to
+        # each group's channels of their first input once too, not at every step.
         self.weights: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
+        self.consts: dict[tuple[int, int], list[torch.Tensor]] = {}
         for op in self.ops:
             if op.kind == "point":
+                for g in range(groups):
+                    first = self.channels[op.inputs[0], g]
+                    self.consts[id(op), g] = [c if c.shape[1] == 1 else c[:, first] for c in op.consts]
                 continue
             geo = self.geometry[id(op.module)]
             weight, bias = (w.detach() if w is not None else None for w in geo.weight())
@@ -223,8 +239,7 @@ class DependencyCache(ImageCache):
         """Colour group ``g`` of ``op``'s output over the box ``[r0:r1, c0:c1]``, from its inputs' current values."""
         if op.kind == "point":
             inputs = [self.acts[name][:, self.channels[name, g], r0:r1, c0:c1] for name in op.inputs]
-            first = self.channels[op.inputs[0], g]
-            return op.module(*inputs, *(c if c.shape[1] == 1 else c[:, first] for c in op.consts))
+            return op.module(*inputs, *self.consts[id(op), g])
         source = self.acts[op.inputs[0]]
         geo = self.geometry[id(op.module)]
         weight, bias, flat = self.weights[id(op.module), g]

@@ -1,6 +1,6 @@
 """Every speed goal of the project measured side by side in one run, written to ``benchmarks/results.json``.
 
-    python benchmarks/run_all.py [--threads 1] [--only main_job cli pixelcnn_pp text wavenet] [--quick]
+    python benchmarks/run_all.py [--threads 1] [--only main_job cli pixelcnn_pp text wavenet gpt2] [--quick]
 
 Random weights unless a shipped checkpoint is named (speed does not depend on training). Every
 fast path is checked against its naive reference on the same seed before its time counts. Naive
@@ -8,7 +8,8 @@ paths whose full run would take minutes or hours (a full forward per pixel) are 
 first steps and scaled: a naive step costs the same at every position. Peers (pclucas14/pixel-cnn-pp,
 nanoGPT's ``generate``, r9y9/wavenet_vocoder) are not dependencies: install them by their own
 documentation and compare with the same weights; their figures in the speed issue were measured that
-way. README's performance table is rendered from the JSON (``python benchmarks/run_all.py --render``).
+way. transformers (a test dependency) is GPT-2's peer, run side by side here when it is installed.
+README's performance table is rendered from the JSON (``python benchmarks/run_all.py --render``).
 """
 
 from __future__ import annotations
@@ -145,6 +146,18 @@ def wavenet(quick: bool) -> dict:
     return out
 
 
+def gpt2(quick: bool) -> dict:
+    """GPT-2 small (124M, random weights) greedy at batch 1 against transformers' ``generate`` (``benchmarks/gpt2.py``)."""
+    try:
+        import transformers  # noqa: F401  (a test dependency, not a runtime one)
+    except ImportError:
+        return {"skipped": "transformers is not installed (pip install transformers)"}
+    cmd = [sys.executable, str(HERE / "gpt2.py"), "--threads", str(torch.get_num_threads()), "--new-tokens", "16" if quick else "64",
+           "--repeats", "1" if quick else "3"]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def machine() -> dict:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model_name = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), platform.processor())
@@ -180,6 +193,10 @@ def render(results: dict) -> str:
         rows.append(f"| WaveNet r9y9-20 (RF {w['r9y9_20']['receptive_field']}), batch 1 | {w['r9y9_20']['fast_samples_per_s']:,} samples/s "
                     f"({w['r9y9_20']['speedup']}x naive) | >= 8,000 samples/s |")
         rows.append(f"| `wavenet-fsdd` real-time factor at 8 kHz | {w['wavenet_fsdd']['real_time_factor']} | <= 0.3 |")
+    g = results.get("gpt2")
+    if g and "speedup" in g:
+        rows.append(f"| GPT-2 small (124M) greedy, batch 1, vs transformers `generate` | {g['zoo_tokens_per_s']} tokens/s, "
+                    f"{g['speedup']}x transformers (weights-only floor {g['floor_tokens_per_s']}) | >= 1.5x |")
     mc = results["machine"]
     rows.append(f"\nMeasured {mc['date']} on {mc['cpu']} ({mc['cores']} cores, {mc['threads']} thread(s), native bf16: "
                 f"{mc['native_bf16']}, load average {mc['load_average']:.1f}) with `python benchmarks/run_all.py`.")
@@ -189,7 +206,7 @@ def render(results: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--only", nargs="+", choices=["main_job", "cli", "pixelcnn_pp", "text", "wavenet"])
+    p.add_argument("--only", nargs="+", choices=["main_job", "cli", "pixelcnn_pp", "text", "wavenet", "gpt2"])
     p.add_argument("--quick", action="store_true", help="fewer steps, no paper-size PixelCNN++ (a smoke run)")
     p.add_argument("--render", action="store_true", help="print README's table from results.json and exit")
     args = p.parse_args()
@@ -199,7 +216,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() and args.only else {}
     jobs = {"main_job": main_job, "cli": cli, "pixelcnn_pp": lambda: pixelcnn_pp(args.quick), "text": lambda: text(args.quick),
-            "wavenet": lambda: wavenet(args.quick)}
+            "wavenet": lambda: wavenet(args.quick), "gpt2": lambda: gpt2(args.quick)}
     for name in args.only or jobs:
         results[name] = jobs[name]()
         print(name, json.dumps(results[name]), flush=True)

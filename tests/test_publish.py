@@ -81,3 +81,23 @@ def test_cli_publish_dry_run(tiny_folder, capsys):
     fields = json.loads(out[out.index("{"):])
     assert fields == {"hub_repo": "me/tiny", "revision": None, "filename": "model.safetensors",
                       "sha256": sha256_file(tiny_folder / "model.safetensors")}
+
+
+def test_ship_card_curve_sums_resumed_segments(tmp_path):
+    """tools/ship.py's card section: the validation table, and training time summed over a run resumed once."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ship", Path(__file__).parent.parent / "tools" / "ship.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    assert ship.training_curve(tmp_path / "best") == []  # no metrics.jsonl: no section
+    records = [{"step": 0, "device": "cpu", "world_size": 2, "precision": "bf16"}, {"step": 50, "elapsed_s": 600.0},
+               {"step": 50, "valid": {"nll_nats": 90.0, "bits_per_dim": 0.2}},
+               {"step": 50, "device": "cpu", "world_size": 2, "precision": "bf16"}, {"step": 100, "elapsed_s": 300.0},
+               {"step": 100, "valid": {"nll_nats": 85.5, "bits_per_dim": 0.15}}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    lines = ship.training_curve(tmp_path / "best")
+    assert "resumed 1 time(s): 15 minutes of training in all." in lines[2]
+    assert lines[-3:] == ["| 50 | 90.000 | 0.2000 |", "| 100 | 85.500 | 0.1500 |", ""]
+    assert "" not in lines[4:-1]  # no stray empty line inside the section

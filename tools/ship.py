@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -88,14 +89,19 @@ def training_curve(run_folder: Path) -> list[str]:
         return []
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     valid = [r for r in records if "valid" in r]
-    starts = [r for r in records if "world_size" in r]
-    timed = [r["elapsed_s"] for r in records if "elapsed_s" in r]
+    segments: list[dict[str, Any]] = []  # one per start or resume: where it ran and its last elapsed time
+    for r in records:
+        if "world_size" in r:
+            segments.append({**r, "elapsed_s": 0.0})
+        elif "elapsed_s" in r and segments:
+            segments[-1]["elapsed_s"] = r["elapsed_s"]
     lines = ["## Validation curve", ""]
-    if starts:
-        first = starts[0]
-        resumed = f", resumed {len(starts) - 1} time(s)" if len(starts) > 1 else ""
-        lines += [f"Trained on {first['device']} ({first['world_size']} process(es), {first['precision']} autocast){resumed}; "
-                  f"the last segment ran {timed[-1] / 60:.0f} minutes." if timed else "", ""]
+    if segments:
+        first = segments[0]
+        resumed = f", resumed {len(segments) - 1} time(s)" if len(segments) > 1 else ""
+        minutes = sum(s["elapsed_s"] for s in segments) / 60
+        lines += [f"Trained on {first['device']} ({first['world_size']} process(es), {first['precision']} autocast){resumed}: "
+                  f"{minutes:.0f} minutes of training in all.", ""]
     if valid:
         lines += ["| step | valid NLL (nats) | valid bits/dim |", "|---|---|---|"]
         lines += [f"| {r['step']:,} | {r['valid']['nll_nats']:.3f} | {r['valid']['bits_per_dim']:.4f} |" for r in valid]

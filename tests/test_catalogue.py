@@ -109,3 +109,43 @@ def test_shared_binarized_mnist_when_present():
     need("binarized_mnist.npz")
     x, = load_dataset("binarized-mnist", "valid").tensors
     assert x.shape == (10000, 1, 28, 28) and int(x.max()) == 1
+
+
+def _verify_tool():
+    """tools/verify_catalogue.py, the one command that re-measures every card (a script beside the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("verify_catalogue", Path(__file__).parent.parent / "tools" / "verify_catalogue.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_verify_catalogue_tolerance_follows_the_recorded_rounding():
+    tool = _verify_tool()
+    assert tool.tolerance(1.4899) == pytest.approx(0.5e-4 + 2e-6 * 1.4899)
+    assert tool.tolerance(86.97) == pytest.approx(0.005 + 2e-6 * 86.97)
+    rows = tool.compare({"bits_per_dim": 1.1268, "split": "test"}, {"bits_per_dim": 1.12684, "nll_nats": 600.0})
+    assert rows == [("bits_per_dim", 1.1268, 1.12684, True)]  # only recorded numbers are compared
+    assert not tool.compare({"bits_per_dim": 1.1268}, {"bits_per_dim": 1.1270})[0][3]
+
+
+def test_verify_catalogue_skips_what_it_cannot_measure_and_fails_on_errors(tmp_path, capsys):
+    tool = _verify_tool()
+    downloads = sorted(set(NAMES) - set(TRAINED_HERE))
+    assert tool.main([*downloads, PUBLISHED_HERE[0], "--data", str(tmp_path)]) == 0  # an empty data root: everything skips
+    out = capsys.readouterr().out
+    assert f"summary: {len(downloads) + 1} skipped" in out and "dataset missing" in out
+    assert "records no measured metric" in out or not downloads
+    assert tool.main(["no-such-model", "--data", str(tmp_path)]) == 1
+    assert "ERROR UnknownModelError" in capsys.readouterr().out
+
+
+def test_verify_catalogue_matches_the_check_subset(capsys):
+    """The tool's comparison on ship.py's first-500 check value of a small entry (needs ../shared/data)."""
+    tool = _verify_tool()
+    need("binarized_mnist.npz")
+    assert tool.main(["pixelrnn-rowlstm-binarized-mnist", "--limit", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "[500 examples" in out and ": ok" in out and "summary: 1 ok" in out

@@ -4,7 +4,7 @@
 
 Measures the entry's metric on its dataset split in fp32 with the same code as `zoo eval`, copies
 the weights and config into hub_configs/NAME/, records sha256, parameter count and the measured
-metrics in registry/<family>.json (with the split's first-500 "check" value the tests re-score),
+metrics in registry/<family>.json (with the split's first-100 "check" value the tests re-score),
 renders a seeded sample grid, and writes the model card from the entry plus tools/cards/NAME.md
 (the hand-written prose: data, limits). The card says what chose the shipped weights (the step of
 ``best/`` on the held-out validation split, or ``last/``'s final step); a run whose recipe trained or
@@ -34,7 +34,7 @@ from zoo.registry import data_dir, entry_from_data
 from zoo.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECK_EXAMPLES = 500
+CHECK_EXAMPLES = 100
 
 
 def upscale_nearest(path: Path, factor: int) -> None:

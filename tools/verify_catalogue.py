@@ -9,7 +9,7 @@ allowance (the order of the sums depends on threads and batch sizes). Entries wh
 not under the data root are skipped, naming it. Prints a table; exits 1 on any mismatch or entry that fails to load.
 
 `--limit N` scores only the first N examples (to try the tool quickly); only where the registry
-records a check value for exactly N examples (ship.py records one for 500) is it compared.
+records a check value for exactly N examples (ship.py records one for 100) is it compared.
 """
 
 from __future__ import annotations

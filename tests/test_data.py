@@ -111,10 +111,10 @@ def test_wav_folder_with_speakers_and_take_split(tmp_path):
 
 
 def test_text_file_split(tmp_path):
-    """train the first 85%, valid 85-90% (held out of nanoGPT's training part), test = nanogpt-val the last 10%."""
+    """valid the first 5% (held out of nanoGPT's training part), train 5-90%, test = nanogpt-val the last 10%."""
     (tmp_path / "t.txt").write_text("".join(chr(65 + i % 26) for i in range(100)))
     parts = {split: load_dataset(f"text:{tmp_path / 't.txt'}", split) for split in ("train", "valid", "test", "nanogpt-val")}
     assert [len(parts[s]) for s in ("train", "valid", "test")] == [85, 5, 10]
-    assert parts["train"] + parts["valid"] + parts["test"] == (tmp_path / "t.txt").read_text() and parts["test"] == parts["nanogpt-val"]
+    assert parts["valid"] + parts["train"] + parts["test"] == (tmp_path / "t.txt").read_text() and parts["test"] == parts["nanogpt-val"]
     with pytest.raises(zoo.DatasetError, match="nanogpt-val"):
         load_dataset(f"text:{tmp_path / 't.txt'}", "extra")

@@ -250,3 +250,29 @@ def test_command_line_completes_and_scores_an_rgb_png(tmp_path, capsys):
     assert abs(nats - negative_log_likelihood) < 1e-2
     with Image.open(tmp_path / "out.png") as grid:
         assert grid.mode == "RGB"
+
+
+@pytest.mark.parametrize("family, overrides", [
+    ("pixelcnn", dict(height=5, width=5, hidden=12, n_residual=1, input_kernel=3, output_hidden=12)),
+    ("gated-pixelcnn", dict(height=5, width=5, channels=3, levels=256, hidden=12, n_layers=2, kernel=3, input_kernel=3,
+                            output_hidden=12, labels=["a", "b"])),
+    ("pixelcnn++", dict(TINY, labels=["cat", "dog"])),
+])
+def test_sampling_from_nothing_computes_only_what_depends_on_no_pixel(family, overrides):
+    """From an empty image the cache skips the full forward: it computes only the positions that depend on no pixel
+    (the first pixel's parameters among them), and they equal the full forward's, in every activation."""
+    torch.manual_seed(0)
+    model = randomized(zoo.build(family, None, **overrides))
+    levels = torch.zeros((2, *model.space.shape), dtype=torch.long)
+    cond = torch.tensor([0, 1])
+    with torch.no_grad():
+        cache = model.incremental_cache(levels, cond, 0)
+        full = run_graph(cache.ops, cache.acts["input"])
+        deps = dependency_maps(cache.ops, full, cache.draws, cache.geometry)
+        for name, act in full.items():
+            for g in range(cache.draws):
+                alone = deps[name][g] < 0
+                channels = cache.channels[name, g]
+                torch.testing.assert_close(cache.acts[name][:, channels][:, :, alone], act[:, channels][:, :, alone], rtol=1e-5, atol=1e-6,
+                                           msg=f"{family}: {name}, colour group {g}")
+        assert deps[OUTPUT][0, 0, 0] < 0  # the first pixel's (first channel's) parameters came from this computation

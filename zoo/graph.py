@@ -166,8 +166,10 @@ def _transposed_dependencies(g: ConvGeometry, dep: torch.Tensor) -> torch.Tensor
 class DependencyCache(ImageCache):
     """Exact incremental sampling over an op graph: each activation position is computed once.
 
-    One full forward fills every activation; after each drawn pixel, every op recomputes only the
-    positions whose last input pixel is that one. ``graph`` is the family's op list (the same one
+    After each drawn pixel, every op recomputes only the positions whose last input pixel is that one.
+    Before the first step, the positions that depend on no drawn pixel are computed once: by one full
+    forward when rows are known (``first_row`` > 0, completion), else alone (the rest of the network
+    waits for its pixels anyway), which skips a full forward of the batch. ``graph`` is the family's op list (the same one
     its ``forward`` runs) and ``make_input`` turns the unit-scaled image into the input activation
     (image channels first). A step is a pixel (one joint draw of its channels) or, for per-channel
     draws, one colour channel of a pixel: then each activation's colour groups (:func:`colour_groups`)
@@ -175,10 +177,13 @@ class DependencyCache(ImageCache):
     """
 
     def __init__(self, model: ImageModel, levels: torch.Tensor, cond: torch.Tensor | None, graph: Sequence[Op],
-                 make_input: Callable[[torch.Tensor], torch.Tensor]) -> None:
+                 make_input: Callable[[torch.Tensor], torch.Tensor], first_row: int = 0) -> None:
         super().__init__(model, levels, cond)
         self.ops = list(graph)
-        self.acts = run_graph(self.ops, make_input(self.unit(levels)))
+        x = make_input(self.unit(levels))
+        # Known rows: every activation from one full forward. From nothing, only the positions that depend on no pixel
+        # are ever read before the schedule computes them, so only those are computed (below), into zeroed activations.
+        self.acts = run_graph(self.ops, x) if first_row > 0 else _zero_activations(self.ops, x)
         groups = self.draws  # colour groups: one per channel drawn on its own, or one for a joint draw
         self.geometry = geometries(self.ops)
         deps = dependency_maps(self.ops, self.acts, groups, self.geometry)
@@ -216,6 +221,16 @@ class DependencyCache(ImageCache):
                 else:
                     weight_g, bias_g = weight, bias
                 self.weights[id(op.module), g] = weight_g, bias_g, weight_g.flatten(1)
+        if first_row == 0:
+            with parametrize.cached():
+                for op in self.ops:
+                    geo = self.geometry.get(id(op.module)) if op.kind != "point" else None
+                    for g in range(groups):
+                        box = _box(deps[op.out][g] < 0)
+                        if box is not None and geo is not None:  # a shifted conv's shifted-in first row / column stays 0
+                            box = (box[0] + int(geo.shift_down and box[0] == 0), box[1], box[2] + int(geo.shift_right and box[2] == 0), box[3])
+                        if box is not None and box[0] < box[1] and box[2] < box[3]:
+                            self.acts[op.out][:, self.channels[op.out, g], box[0] : box[1], box[2] : box[3]] = self._compute(op, g, *box)
 
     def params_at(self, t: int) -> torch.Tensor:
         row, col, channel = self.position(t)
@@ -280,6 +295,30 @@ def _window(x: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor
     return F.pad(inner, pad) if any(pad) else inner
 
 
+def _zero_activations(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Zeroed activations shaped as ``run_graph(ops, x)``'s, the input ``x`` itself, from a forward of one image.
+
+    Each op's result is cut to one image: an op may add per-image tensors of the whole batch that it holds itself
+    (a class embedding), which would broadcast the rest back to the batch.
+    """
+    shapes = {INPUT: x[:1]}
+    for op in ops:
+        args = [shapes[name] for name in op.inputs]
+        if op.kind == "point":
+            shapes[op.out] = op.module(*args, *(c[:1] for c in op.consts))[:1]
+        else:
+            shapes[op.out] = op.module(op.pre(args[0]) if op.pre is not None else args[0])[:1]
+    return {name: x if name == INPUT else a.new_zeros(len(x), *a.shape[1:]) for name, a in shapes.items()}
+
+
+def _box(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """``(r0, r1, c0, c1)``, the bounding box of ``mask``'s True positions, or None if there are none."""
+    rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def _boxes(dep: torch.Tensor, steps: int) -> list[tuple[int, int, int, int, int]]:
     """For each step that some positions of ``dep`` wait for: ``(step, r0, r1, c0, c1)``, the bounding box of those positions."""
     flat = dep.long().reshape(-1)
@@ -292,5 +331,7 @@ def _boxes(dep: torch.Tensor, steps: int) -> list[tuple[int, int, int, int, int]
     hi_r = torch.full((steps,), -1).scatter_reduce(0, index, rows, "amax")
     lo_c = torch.full((steps,), big).scatter_reduce(0, index, cols, "amin")
     hi_c = torch.full((steps,), -1).scatter_reduce(0, index, cols, "amax")
-    used = (hi_r >= 0).nonzero()[:, 0].tolist()
-    return [(t, int(lo_r[t]), int(hi_r[t]) + 1, int(lo_c[t]), int(hi_c[t]) + 1) for t in used]
+    used = (hi_r >= 0).nonzero()[:, 0]
+    # One conversion to Python ints for all steps (an int() per tensor element costs microseconds each).
+    boxes = zip(used.tolist(), lo_r[used].tolist(), (hi_r[used] + 1).tolist(), lo_c[used].tolist(), (hi_c[used] + 1).tolist(), strict=True)
+    return list(boxes)

@@ -177,4 +177,4 @@ class GatedPixelCNN(ImageModel):
 
     def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> DependencyCache:
         """Each activation computed once, colour group by colour group (R -> G -> B, the masks' order)."""
-        return DependencyCache(self, levels, cond, self.graph(cond), lambda x: x)
+        return DependencyCache(self, levels, cond, self.graph(cond), lambda x: x, first_row)

@@ -97,4 +97,4 @@ class PixelCNN(ImageModel):
 
     def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> DependencyCache:
         """Each activation computed once, colour group by colour group (the masks' R -> G -> B order)."""
-        return DependencyCache(self, levels, cond, self.graph(), lambda x: x)
+        return DependencyCache(self, levels, cond, self.graph(), lambda x: x, first_row)

@@ -218,7 +218,7 @@ class PixelCNNPP(ImageModel):
         return run_graph(self.graph(cond), with_border(x))[OUTPUT]
 
     def incremental_cache(self, levels: torch.Tensor, cond: torch.Tensor | None, first_row: int) -> DependencyCache:
-        return DependencyCache(self, levels, cond, self.graph(cond), with_border)
+        return DependencyCache(self, levels, cond, self.graph(cond), with_border, first_row)
 
     def graph(self, cond: torch.Tensor | None = None) -> list[Op]:
         """The network as ops over named activations: the one definition both ``forward`` and fast sampling run."""

@@ -127,6 +127,7 @@ class KVCache:
         self.k = torch.empty(shape, dtype=like.dtype, device=like.device)
         self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
         self.length = 0  # positions filled; the model advances it after its last layer
+        self.head: torch.Tensor | None = None  # a family's output layer in the layout its steps read fastest (GPT-2)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None, layer: int,

@@ -152,7 +152,10 @@ class GPT2(TextModel):
             x = block(x, cache, i)
         if cache is not None:
             cache.length = past + ids.shape[1]
-        return F.linear(self.ln_f(x), self.wte.weight)  # the output layer is tied to the token embedding
+        h = self.ln_f(x)
+        if cache is not None and cache.head is not None:
+            return h @ cache.head
+        return F.linear(h, self.wte.weight)  # the output layer is tied to the token embedding
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self._run(ids, None)
@@ -161,6 +164,10 @@ class GPT2(TextModel):
         if cache is None:
             c = self.config
             cache = KVCache(c.n_layer, ids.shape[0], c.n_head, c.n_positions, c.n_embd // c.n_head, self.wte.weight)
+            # The tied output layer as [n_embd, vocab], copied once per generation window: at batch 1 a matrix-vector
+            # product over this layout ran 2.2x faster than over the embedding's [vocab, n_embd] (5.8 vs 12.9 ms per
+            # token for GPT-2's 50257 x 768 on a 1-thread AMD EPYC), and the head is a third of GPT-2 small's weights.
+            cache.head = self.wte.weight.t().contiguous()
         return self._run(ids, cache), cache
 
     # ---- checkpoint folders: the tokenizer travels with the weights

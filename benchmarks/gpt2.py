@@ -40,14 +40,17 @@ def zoo_greedy(model, prompt: torch.Tensor, new: int) -> torch.Tensor:
 
 
 def matvec_floor(model, repeats: int) -> float:
-    """Seconds per token of the matrix-vector products alone: each Linear's weight and the tied output layer, once."""
-    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)] + [model.wte.weight]
+    """Seconds per token of the matrix-vector products alone: each Linear's weight and the tied output layer, once,
+    in the layouts zoo's generation reads them (the head as ``[n_embd, vocab]``, see ``GPT2.step``)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    head = model.wte.weight.t().contiguous()
     xs = {w.shape[1]: torch.randn(1, w.shape[1]) for w in weights}
     best = float("inf")
     for _ in range(repeats + 1):
         start = time.perf_counter()
         for w in weights:
             F.linear(xs[w.shape[1]], w)
+        xs[head.shape[0]] @ head
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -60,15 +60,18 @@ class Op:
     consts: tuple[torch.Tensor, ...] = ()
 
 
+def run_op(op: Op, args: Sequence[torch.Tensor], consts: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """``op`` on its input activations ``args``; a point op also gets ``consts`` (default: its own)."""
+    if op.kind == "point":
+        return op.module(*args, *(op.consts if consts is None else consts))
+    return op.module(op.pre(args[0]) if op.pre is not None else args[0])
+
+
 def run_graph(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every activation of the network for the input activation ``x``."""
     acts = {INPUT: x}
     for op in ops:
-        args = [acts[name] for name in op.inputs]
-        if op.kind == "point":
-            acts[op.out] = op.module(*args, *op.consts)
-        else:
-            acts[op.out] = op.module(op.pre(args[0]) if op.pre is not None else args[0])
+        acts[op.out] = run_op(op, [acts[name] for name in op.inputs])
     return acts
 
 
@@ -222,15 +225,22 @@ class DependencyCache(ImageCache):
                     weight_g, bias_g = weight, bias
                 self.weights[id(op.module), g] = weight_g, bias_g, weight_g.flatten(1)
         if first_row == 0:
-            with parametrize.cached():
-                for op in self.ops:
-                    geo = self.geometry.get(id(op.module)) if op.kind != "point" else None
-                    for g in range(groups):
-                        box = _box(deps[op.out][g] < 0)
-                        if box is not None and geo is not None:  # a shifted conv's shifted-in first row / column stays 0
-                            box = (box[0] + int(geo.shift_down and box[0] == 0), box[1], box[2] + int(geo.shift_right and box[2] == 0), box[3])
-                        if box is not None and box[0] < box[1] and box[2] < box[3]:
-                            self.acts[op.out][:, self.channels[op.out, g], box[0] : box[1], box[2] : box[3]] = self._compute(op, g, *box)
+            self._compute_pixel_free(deps)
+
+    def _compute_pixel_free(self, deps: dict[str, torch.Tensor]) -> None:
+        """Each op's positions that depend on no pixel, in op order: all that sampling from nothing reads unscheduled."""
+        with parametrize.cached():
+            for op in self.ops:
+                geo = None if op.kind == "point" else self.geometry[id(op.module)]
+                for g in range(self.draws):
+                    free = deps[op.out][g] < 0
+                    if geo is not None and geo.shift_down:  # a shifted conv's shifted-in row and column are zeros, not computed
+                        free[0] = False
+                    if geo is not None and geo.shift_right:
+                        free[:, 0] = False
+                    box = _box(free)
+                    if box is not None:
+                        self._store(op, g, *box)
 
     def params_at(self, t: int) -> torch.Tensor:
         row, col, channel = self.position(t)
@@ -247,14 +257,18 @@ class DependencyCache(ImageCache):
         row, col, _ = self.position(t)
         channels = self.levels.shape[1]
         self.acts[INPUT][:, :channels, row, col] = self.unit(self.levels[:, :, row, col])
-        for op, g, r0, r1, c0, c1 in self.schedule[t]:
-            self.acts[op.out][:, self.channels[op.out, g], r0:r1, c0:c1] = self._compute(op, g, r0, r1, c0, c1)
+        for entry in self.schedule[t]:
+            self._store(*entry)
+
+    def _store(self, op: Op, g: int, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Write colour group ``g`` of ``op``'s output over the box ``[r0:r1, c0:c1]`` into its cached activation."""
+        self.acts[op.out][:, self.channels[op.out, g], r0:r1, c0:c1] = self._compute(op, g, r0, r1, c0, c1)
 
     def _compute(self, op: Op, g: int, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Colour group ``g`` of ``op``'s output over the box ``[r0:r1, c0:c1]``, from its inputs' current values."""
         if op.kind == "point":
             inputs = [self.acts[name][:, self.channels[name, g], r0:r1, c0:c1] for name in op.inputs]
-            return op.module(*inputs, *self.consts[id(op), g])
+            return run_op(op, inputs, self.consts[id(op), g])
         source = self.acts[op.inputs[0]]
         geo = self.geometry[id(op.module)]
         weight, bias, flat = self.weights[id(op.module), g]
@@ -303,11 +317,7 @@ def _zero_activations(ops: Sequence[Op], x: torch.Tensor) -> dict[str, torch.Ten
     """
     shapes = {INPUT: x[:1]}
     for op in ops:
-        args = [shapes[name] for name in op.inputs]
-        if op.kind == "point":
-            shapes[op.out] = op.module(*args, *(c[:1] for c in op.consts))[:1]
-        else:
-            shapes[op.out] = op.module(op.pre(args[0]) if op.pre is not None else args[0])[:1]
+        shapes[op.out] = run_op(op, [shapes[name] for name in op.inputs], [c[:1] for c in op.consts])[:1]
     return {name: x if name == INPUT else a.new_zeros(len(x), *a.shape[1:]) for name, a in shapes.items()}
 
 

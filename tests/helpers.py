@@ -1,13 +1,24 @@
-"""Helpers shared by the family tests: random (non-trivial) weights and gradient-based dependency maps."""
+"""Helpers shared by the tests: random (non-trivial) weights, gradient-based dependency maps, the tools/ scripts."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
 import zoo
 from zoo import conformance
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/NAME.py`` as a module: the maintainer scripts beside the package are not importable from it."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def randomized(model: zoo.AutoregressiveModel, open_relus: bool = False) -> zoo.AutoregressiveModel:

@@ -14,6 +14,8 @@ from zoo.datasets import load_dataset
 from zoo.recipe import Recipe
 from zoo.registry import data_dir
 
+from .helpers import load_tool
+
 NAMES = zoo.list_models()
 # Entries trained here carry a recipe; the others (GPT-2) are downloaded checkpoints of other projects.
 TRAINED_HERE = [name for name in NAMES if (data_dir("hub_configs") / name / "recipe.json").is_file()]
@@ -112,14 +114,8 @@ def test_shared_binarized_mnist_when_present():
 
 
 def _verify_tool():
-    """tools/verify_catalogue.py, the one command that re-measures every card (a script beside the package)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("verify_catalogue", Path(__file__).parent.parent / "tools" / "verify_catalogue.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tools/verify_catalogue.py, the one command that re-measures every card."""
+    return load_tool("verify_catalogue")
 
 
 def test_verify_catalogue_tolerance_follows_the_recorded_rounding():

@@ -7,16 +7,14 @@ names so the conversion's renaming is checked end to end.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-spec = importlib.util.spec_from_file_location("convert_nanogpt", Path(__file__).parent.parent / "tools" / "convert_nanogpt.py")
-convert_nanogpt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert_nanogpt)
+from .helpers import load_tool
+
+convert_nanogpt = load_tool("convert_nanogpt")
 
 ARGS = dict(n_layer=2, n_head=2, n_embd=16, block_size=8, bias=True, vocab_size=5, dropout=0.0)
 

@@ -6,9 +6,7 @@ checked by tests/test_contract.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +18,7 @@ from zoo.errors import ConfigError, InvalidInputError
 from zoo.graph import OUTPUT, DependencyCache, dependency_maps, run_graph
 from zoo.models.pixelcnn_pp import with_border
 
-from .helpers import randomized
+from .helpers import load_tool, randomized
 
 TINY = dict(height=8, width=8, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0)
 CONFIGS = {
@@ -179,9 +177,7 @@ def test_paper_config_has_the_published_size():
 
 
 # ------------------------------------------------------------------------ conversion
-spec = importlib.util.spec_from_file_location("convert_pixelcnn_pp", Path(__file__).parent.parent / "tools" / "convert_pixelcnn_pp.py")
-convert_pixelcnn_pp = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert_pixelcnn_pp)
+convert_pixelcnn_pp = load_tool("convert_pixelcnn_pp")
 
 # Parameter names written out from pclucas14/pixel-cnn-pp's model.py/layers.py (legacy weight_norm,
 # nin as a Linear called lin_a, conv/deconv attributes), wrapped by nn.DataParallel.

@@ -20,6 +20,7 @@ from zoo.checkpoint import sha256_file
 from zoo.cli import main
 from zoo.publishing import publish
 
+from .helpers import load_tool
 from .hub_standin import HubUploadStandIn
 
 
@@ -85,12 +86,7 @@ def test_cli_publish_dry_run(tiny_folder, capsys):
 
 def test_ship_card_curve_sums_resumed_segments(tmp_path):
     """tools/ship.py's card section: the validation table, and training time summed over a run resumed once."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("ship", Path(__file__).parent.parent / "tools" / "ship.py")
-    ship = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship)
+    ship = load_tool("ship")
     assert ship.training_curve(tmp_path / "best") == []  # no metrics.jsonl: no section
     records = [{"step": 0, "device": "cpu", "world_size": 2, "precision": "bf16"}, {"step": 50, "elapsed_s": 600.0},
                {"step": 50, "valid": {"nll_nats": 90.0, "bits_per_dim": 0.2}},

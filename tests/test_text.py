@@ -1,5 +1,5 @@
 """Character language models: the transformer's window rule (scoring and normalisation across windows), batching,
-sampling controls, errors, evaluation chunks.
+sampling controls, errors, evaluation chunks, and the scripted one-token step of both Transformer families.
 
 Generic causality, normalisation of 2-token texts, cached == naive generation, complete keeps the prompt, save/load and
 the shared bad inputs are checked for both families by tests/test_contract.py."""
@@ -116,3 +116,36 @@ def test_nanogpt_size_preset():
     model = zoo.build("char-transformer", "shakespeare-char")
     assert (model.config.n_layer, model.config.n_head, model.config.n_embd, model.config.context) == (6, 6, 384, 256)
     assert 10.5e6 < model.num_parameters() < 11e6  # nanoGPT reports 10.65M
+
+
+@pytest.mark.parametrize("family", ["char-transformer", "gpt2"])
+def test_scripted_token_steps_equal_the_modules(family):
+    """Single-token steps at inference run zoo.decoding.decode_token; prompts, refills and training run the modules.
+
+    Every step's logits and the cached keys/values must equal the module path's, with and without biases."""
+    configs = [{}, {"bias": True}] if family == "char-transformer" else [{}, {"activation": "gelu"}]
+    for overrides in configs:
+        model = zoo.build(family, "tiny", **overrides)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.5)  # non-zero biases and LayerNorm shifts
+        model.eval()
+        vocab = model.vocab_size if family == "char-transformer" else model.config.vocab_size
+        ids = torch.randint(0, vocab, (2, model.context), generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            full = model(ids)
+            fast_logits, fast = model.step(ids[:, :3], None)
+            slow_logits, slow = model.step(ids[:, :3], None)
+            slow.layers = None  # the module path
+            assert fast.layers is not None and len(fast.layers) == model.config.n_layer
+            for t in range(3, model.context):
+                fast_logits, fast = model.step(ids[:, t : t + 1], fast)
+                slow_logits, slow = model.step(ids[:, t : t + 1], slow)
+                torch.testing.assert_close(fast_logits, slow_logits, rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(fast_logits[:, 0], full[:, t], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(fast.k, slow.k)
+            torch.testing.assert_close(fast.v, slow.v)
+    # with gradients on, steps take the modules, so they stay differentiable
+    _, cache = model.step(ids[:, :3], None)
+    logits, _ = model.step(ids[:, 3:4], cache)
+    assert logits.requires_grad

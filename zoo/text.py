@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .contract import AutoregressiveModel, Cache, Condition, check_count, check_sampling
+from .decoding import Layers
 from .distributions import Categorical
 from .errors import ConfigError, InvalidInputError
 from .windows import TextChunks, TextWindows
@@ -128,6 +129,7 @@ class KVCache:
         self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
         self.length = 0  # positions filled; the model advances it after its last layer
         self.head: torch.Tensor | None = None  # a family's output layer in the layout its steps read fastest (GPT-2)
+        self.layers: Layers | None = None  # the blocks' parameters for zoo.decoding.decode_token, gathered per generation window
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None, layer: int,

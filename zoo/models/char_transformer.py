@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..decoding import block_weights, decode_token
 from ..errors import ConfigError, InvalidInputError
 from ..registry import register_family
 from ..text import CharSpace, KVCache, TextModel, causal_attention
@@ -112,8 +113,11 @@ class CharTransformer(TextModel):
             raise InvalidInputError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.context}")
         pos = torch.arange(past, past + ids.shape[1], device=ids.device)
         x = self.drop(self.wte(ids) + self.wpe(pos))
-        for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+        if cache is not None and cache.layers is not None and ids.shape[1] == 1 and not (self.training or torch.is_grad_enabled()):
+            x = decode_token(x[:, 0], cache.k, cache.v, past, cache.layers, self.config.n_head, self.ln_f.eps, "none")[:, None]
+        else:
+            for i, block in enumerate(self.blocks):
+                x = block(x, cache, i)
         if cache is not None:
             cache.length += ids.shape[1]
         return self.ln_f(x) @ self.wte.weight[: self.vocab_size].T  # tied output embedding; BOS is never predicted
@@ -125,4 +129,5 @@ class CharTransformer(TextModel):
         if cache is None:
             c = self.config
             cache = KVCache(c.n_layer, ids.shape[0], c.n_head, c.context, c.n_embd // c.n_head, self.wte.weight)
+            cache.layers = [block_weights(b.ln1, b.attn.qkv, b.attn.proj, b.ln2, b.mlp[0], b.mlp[2]) for b in self.blocks]
         return self._run(ids, cache), cache

@@ -100,7 +100,8 @@ def training_curve(run_folder: Path) -> list[str]:
         first = segments[0]
         resumed = f", resumed {len(segments) - 1} time(s)" if len(segments) > 1 else ""
         minutes = sum(s["elapsed_s"] for s in segments) / 60
-        lines += [f"Trained on {first['device']} ({first['world_size']} process(es), {first['precision']} autocast){resumed}: "
+        precision = "fp32" if first["precision"] == "fp32" else f"{first['precision']} autocast"
+        lines += [f"Trained on {first['device']} ({first['world_size']} process(es), {precision}){resumed}: "
                   f"{minutes:.0f} minutes of training in all.", ""]
     if valid:
         lines += ["| step | valid NLL (nats) | valid bits/dim |", "|---|---|---|"]

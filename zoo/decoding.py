@@ -17,21 +17,25 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["Layers", "block_weights", "decode_token"]
+__all__ = ["Layers", "block_weights", "decode_token", "takes_decode_token"]
 
 Layers = list[list[torch.Tensor]]  # per block: ln1 w, b, qkv w, b, proj w, b, ln2 w, b, fc w, b, out w, b
 
 
-def block_weights(ln1: torch.nn.LayerNorm, qkv: torch.nn.Linear, proj: torch.nn.Linear, ln2: torch.nn.LayerNorm,
-                  fc: torch.nn.Linear, out: torch.nn.Linear) -> list[torch.Tensor]:
+def block_weights(ln1: nn.LayerNorm, qkv: nn.Linear, proj: nn.Linear, ln2: nn.LayerNorm, fc: nn.Linear,
+                  out: nn.Linear) -> list[torch.Tensor]:
     """One block's parameters in the order :func:`decode_token` reads them (zeros where a layer has no bias)."""
-    def bias(m: Any, size: int) -> torch.Tensor:
-        b = getattr(m, "bias", None)
-        return b.detach() if b is not None else m.weight.new_zeros(size)
-    return [ln1.weight.detach(), bias(ln1, ln1.weight.shape[0]), qkv.weight.detach(), bias(qkv, qkv.weight.shape[0]),
-            proj.weight.detach(), bias(proj, proj.weight.shape[0]), ln2.weight.detach(), bias(ln2, ln2.weight.shape[0]),
-            fc.weight.detach(), bias(fc, fc.weight.shape[0]), out.weight.detach(), bias(out, out.weight.shape[0])]
+    return [t for m in (ln1, qkv, proj, ln2, fc, out)
+            for t in (m.weight.detach(), m.bias.detach() if m.bias is not None else m.weight.new_zeros(m.weight.shape[0]))]
+
+
+def takes_decode_token(model: nn.Module, ids: torch.Tensor, cache: Any) -> bool:
+    """Whether a family's step runs :func:`decode_token`: one new token, a cache holding the blocks' parameters, and
+    inference (no dropout, no autograd: the function reads detached parameters)."""
+    return (cache is not None and cache.layers is not None and ids.shape[1] == 1
+            and not (model.training or torch.is_grad_enabled()))
 
 
 def _decode_token(x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, pos: int, layers: list[list[torch.Tensor]],

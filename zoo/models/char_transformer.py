@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..decoding import block_weights, decode_token
+from ..decoding import block_weights, decode_token, takes_decode_token
 from ..errors import ConfigError, InvalidInputError
 from ..registry import register_family
 from ..text import CharSpace, KVCache, TextModel, causal_attention
@@ -113,7 +113,7 @@ class CharTransformer(TextModel):
             raise InvalidInputError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.context}")
         pos = torch.arange(past, past + ids.shape[1], device=ids.device)
         x = self.drop(self.wte(ids) + self.wpe(pos))
-        if cache is not None and cache.layers is not None and ids.shape[1] == 1 and not (self.training or torch.is_grad_enabled()):
+        if takes_decode_token(self, ids, cache):
             x = decode_token(x[:, 0], cache.k, cache.v, past, cache.layers, self.config.n_head, self.ln_f.eps, "none")[:, None]
         else:
             for i, block in enumerate(self.blocks):

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..bpe import TOKENIZER_FILE, BPESpace
 from ..checkpoint import CONFIG_NAME, REFETCH, WEIGHTS_NAME, sha256_file
-from ..decoding import block_weights, decode_token
+from ..decoding import block_weights, decode_token, takes_decode_token
 from ..errors import CheckpointError, ConfigError, InvalidInputError
 from ..registry import register_family
 from ..text import KVCache, TextModel, causal_attention
@@ -149,7 +149,7 @@ class GPT2(TextModel):
         if past + ids.shape[1] > self.config.n_positions:
             raise InvalidInputError(f"window of {past + ids.shape[1]} tokens exceeds the context of {self.config.n_positions}")
         x = self.wte(ids) + self.wpe.weight[past : past + ids.shape[1]]
-        if cache is not None and cache.layers is not None and ids.shape[1] == 1 and not (self.training or torch.is_grad_enabled()):
+        if takes_decode_token(self, ids, cache):
             c = self.config
             x = decode_token(x[:, 0], cache.k, cache.v, past, cache.layers, c.n_head, c.layer_norm_epsilon,
                              ACTIVATIONS[c.activation])[:, None]
